@@ -1,0 +1,54 @@
+# The README's two commands: `make demo` and `make test`. Both do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dbl-kit-installed
+RUN := demo-$(shell date +%Y%m%d-%H%M%S)
+NBTEST_SKIP := ^(train|explore)\.ipynb$$|^[_.]
+
+.PHONY: setup demo test export-check nbtest pytest clean
+
+setup: $(STAMP)
+
+# A virtual environment with the kit (editable) and its dev extras. An already-installed torch is kept (the venv
+# sees the system's site-packages); otherwise torch==2.13.0 (its CPU wheel) is installed first, so that pip does
+# not pull a newer CUDA build.
+$(STAMP): pyproject.toml
+	@set -e; \
+	if $(PYTHON) -c "import torch" 2>/dev/null; then \
+	  echo "setup: keeping the installed torch $$($(PYTHON) -c 'import torch; print(torch.__version__)')"; \
+	  test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV); \
+	else \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0; \
+	fi; \
+	$(BIN)/pip install -q -e ".[dev]"; \
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null; \
+	touch $(STAMP)
+
+# Train + evaluate the baseline on the embedded `shapes` dataset through papermill, then print the test metrics.
+demo: setup
+	@mkdir -p runs
+	$(BIN)/papermill nbs/train.ipynb runs/$(RUN).ipynb -p run_name $(RUN) -p progress True --cwd nbs --log-output --no-progress-bar \
+	  2> >(grep -v -E "^\s*$$|Executing|Ending Cell|Input Notebook|Output Notebook|Black is not installed|kernel_name|Kernel Name" >&2)
+	@$(BIN)/python -m dbl_kit.report runs/$(RUN)
+
+# The whole suite: the library is in step with the notebooks, the notebooks' own tests, pytest (reference checks,
+# papermill runs of every runnable notebook, and the browser test when Chromium is installed).
+test: setup export-check nbtest pytest
+
+export-check:
+	@$(BIN)/nbdev-export
+	@if [ -n "$$(git status --porcelain -- dbl_kit)" ]; then \
+	  git status --porcelain -- dbl_kit; echo "nbdev-export changed dbl_kit/: export the notebooks and commit"; exit 1; \
+	else echo "export-check: dbl_kit/ is in step with nbs/"; fi
+
+nbtest:
+	$(BIN)/nbdev-test --n-workers 2 --skip-file-re '$(NBTEST_SKIP)' --timing
+
+pytest:
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs _proc _docs
