@@ -1,0 +1,177 @@
+"""The explore notebook in a real browser: JupyterLab on a loopback port, headless Chromium driven by Playwright.
+
+Runs every cell in the page, checks that the plotly figures render and that moving the margin slider re-renders
+the separability figure. Needs /usr/bin/chromium (Debian: apt-get install chromium); Playwright never downloads a
+browser here. DBL_EXPLORE_RUN=<run dir> explores that run instead of a synthetic one; DBL_SCREENSHOT=<file.png>
+saves a screenshot of the explorer.
+"""
+import json, os, secrets, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+
+import pytest
+
+from fake_run import make_fake_run
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(),
+              reason=f"{CHROMIUM} is absent: install Chromium (Debian: apt-get install chromium) to run the browser test")]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+def wait_until(what, check, timeout, interval=0.5):
+    "Poll `check()` until it returns a truthy value, at most `timeout` seconds; fail naming `what`."
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value: return value
+        if time.monotonic() > deadline: pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def write_notebook(root, run_dir):
+    "A copy of nbs/explore.ipynb with run_dir (and a small UMAP sample) injected after the parameters cell."
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+    nb = parameterize_notebook(load_notebook_node(str(ROOT / "nbs" / "explore.ipynb")),
+                               {"run_dir": str(run_dir), "umap_images": 40})
+    for cell in nb.cells:
+        if cell.cell_type == "code": cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, root / "explore.ipynb")
+
+
+@pytest.fixture()
+def jupyterlab(tmp_path):
+    "JupyterLab on a free loopback port with a token, isolated settings, notebook windowing off; killed at the end."
+    root, home = tmp_path / "root", tmp_path / "home"
+    root.mkdir(); (home / "config" / "labconfig").mkdir(parents=True)
+    settings = home / "settings" / "@jupyterlab" / "notebook-extension"; settings.mkdir(parents=True)
+    # every cell stays in the DOM (no virtual scrolling), so every figure renders and can be found
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    # no "news" prompt, no update check
+    (home / "config" / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "jupyterlab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={home / 'settings'}",
+         f"--LabApp.workspaces_dir={home / 'workspaces'}", "--LabApp.news_url=", "--ServerApp.terminals_enabled=False",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"]
+        + (["--allow-root"] if os.geteuid() == 0 else []),
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        if proc.poll() is not None:
+            pytest.fail(f"JupyterLab exited ({proc.returncode}): {(tmp_path / 'jupyterlab.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r: return r.status == 200
+        except OSError: return False
+    try:
+        wait_until("JupyterLab to answer", up, timeout=90)
+        yield dict(root=root, base=base, token=token, log=tmp_path / "jupyterlab.log")
+    finally:
+        # shut the server down through its API (it stops its kernels), then make sure the process group is gone
+        try:
+            req = urllib.request.Request(f"{base}/api/shutdown", method="POST", headers={"Authorization": f"token {token}"})
+            urllib.request.urlopen(req, timeout=5).close()
+            proc.wait(timeout=20)
+        except Exception:
+            pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try: proc.wait(timeout=10)
+            except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait(timeout=10)
+        log.close()
+
+
+NOTEBOOK_STATE = """() => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (!panel || !panel.content || !panel.sessionContext) return null;
+  const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+  const errors = [];
+  for (const c of cells) for (const o of c.model.outputs.toJSON())
+    if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return {status: kernel ? kernel.status : 'none', cells: cells.length,
+          done: cells.filter(c => c.model.executionCount !== null).length,
+          running: [...document.querySelectorAll('.jp-InputArea-prompt')].some(p => p.textContent.includes('*')),
+          errors: errors};
+}"""
+
+SEPARABILITY = """() => {
+  const plots = [...document.querySelectorAll('.widget-output .js-plotly-plot')]
+    .filter(p => p.layout && p.layout.title && String(p.layout.title.text).startsWith('Triplet separability'));
+  if (!plots.length) return null;
+  return {margin: plots[0].layout.meta.margin, title: plots[0].layout.title.text};
+}"""
+
+
+def test_explore_notebook_in_chromium(jupyterlab, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python package) is not installed")
+    started = time.monotonic()
+    run_dir = os.environ.get("DBL_EXPLORE_RUN") or make_fake_run(tmp_path / "runs" / "fake", n_images=(60, 40))
+    write_notebook(jupyterlab["root"], run_dir)
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1300})
+            page.set_default_timeout(60_000)
+            page.goto(f"{jupyterlab['base']}/lab/tree/explore.ipynb?token={jupyterlab['token']}", wait_until="domcontentloaded")
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                                   " && window.jupyterapp.shell.currentWidget.content", timeout=90_000)
+            state = lambda: page.evaluate(NOTEBOOK_STATE)
+            wait_until("the kernel to start", lambda: (state() or {}).get("status") == "idle", timeout=120)
+
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+            def finished():
+                s = state() or {"errors": [], "done": -1, "cells": 0}
+                if s["errors"]: pytest.fail(f"a cell raised: {s['errors']}")
+                return s["done"] == s["cells"] and not s["running"] and s["status"] == "idle"
+            wait_until("all cells to run", finished, timeout=420, interval=1)
+
+            # every figure renders: 5 in the explorer + 5 in the static section
+            n_plots = wait_until("the plotly figures to render",
+                                 lambda: (n := page.locator(".js-plotly-plot").count()) >= 10 and n, timeout=60)
+            assert page.locator(".widget-output .js-plotly-plot").count() >= 5
+            assert page.locator(".dbl-inspector").count() == 1
+            before = wait_until("the explorer's separability figure", lambda: page.evaluate(SEPARABILITY), timeout=30)
+
+            # drag the margin slider's handle to the right, as a user would
+            slider = page.locator(".widget-slider", has=page.locator("label", has_text="margin m")).first
+            handle = slider.locator(".noUi-handle").first
+            handle.scroll_into_view_if_needed()
+            box = handle.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2, steps=8)
+            page.mouse.up()
+            after = wait_until("the separability figure to follow the slider",
+                               lambda: (a := page.evaluate(SEPARABILITY)) and a["margin"] != before["margin"] and a,
+                               timeout=60)
+            assert after["margin"] > before["margin"] and after["title"] != before["title"]
+            readout = slider.locator(".widget-readout").first.inner_text()
+            assert abs(float(readout) - after["margin"]) < 1e-6
+
+            if os.environ.get("DBL_SCREENSHOT"):
+                page.evaluate("() => document.querySelector('.jp-Notebook .jupyter-widgets.widget-vbox')"
+                              ".scrollIntoView({block: 'start'})")
+                page.screenshot(path=os.environ["DBL_SCREENSHOT"])
+        finally:
+            browser.close()
+    print(f"browser test: {n_plots} figures, margin {before['margin']} -> {after['margin']}, "
+          f"{time.monotonic() - started:.0f}s")

@@ -1,0 +1,79 @@
+"Papermill runs of the runnable notebooks with small parameters, as a user runs them headless."
+import json
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+
+
+def _run(nb, out, cwd, **params):
+    return pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), progress_bar=False,
+                               kernel_name="python3")
+
+
+def _outputs_text(nb_path):
+    nb = json.loads(Path(nb_path).read_text())
+    out = []
+    for c in nb["cells"]:
+        for o in c.get("outputs", []):
+            out.append("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")) + o.get("evalue", ""))
+    return "\n".join(out)
+
+
+SMALL = dict(epochs=1, max_train_captions=640, embed_size=64, word_dim=64, progress=False)
+
+
+@pytest.mark.parametrize("scenario", ["baseline", "offline", "online", "momentum"])
+def test_train_notebook_each_scenario(tmp_path, scenario):
+    out = tmp_path / "out.ipynb"
+    _run(NBS / "train.ipynb", out, NBS, scenario=scenario, runs_path=str(tmp_path / "runs"), **SMALL)
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    n = {"baseline": 1, "offline": 2, "online": 2, "momentum": 2}[scenario]
+    assert len(metrics["branches"]) == n
+    assert "rsum" in _outputs_text(out)          # the metrics table was shown
+
+
+def test_train_notebook_missing_coco_fails_fast(tmp_path):
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        _run(NBS / "train.ipynb", out, NBS, dataset="coco", data_path=str(tmp_path), runs_path=str(tmp_path / "runs"))
+    assert e.value.ename == "KitError"
+    assert str(tmp_path / "coco_precomp") in e.value.evalue and "train_ims.npy" in e.value.evalue
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("param,value,needle", [
+    ("epochs", 0, "epochs=0"), ("model", "resnet", "model='resnet'"), ("dataset", "nosuch", "nosuch"),
+    ("epoch", 3, "Did you mean 'epochs'"),
+])
+def test_train_notebook_bad_parameter_stops_with_kit_error(tmp_path, param, value, needle):
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        _run(NBS / "train.ipynb", tmp_path / "out.ipynb", NBS, runs_path=str(tmp_path / "runs"), **{param: value})
+    assert e.value.ename == "KitError" and needle in e.value.evalue
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_notebook_coco_format(tmp_path):
+    from test_train import _tiny_precomp
+    _tiny_precomp(tmp_path / "data" / "coco_precomp")
+    out = tmp_path / "out.ipynb"
+    _run(NBS / "train.ipynb", out, NBS, dataset="coco", data_path=str(tmp_path / "data"), runs_path=str(tmp_path / "runs"),
+         batch_size=16, **SMALL)
+    run = next((tmp_path / "runs").iterdir())
+    assert run.name.startswith("coco-baseline") and (run / "metrics.json").exists()
+
+
+def test_experiment_notebook_small(tmp_path):
+    out, csv = tmp_path / "exp.ipynb", tmp_path / "results.csv"
+    _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0",
+         transfers="rel_max", max_train_captions=512, runs_path=str(tmp_path / "runs"), results_csv=str(csv))
+    import pandas as pd
+    df = pd.read_csv(csv)
+    assert set(df.setting) == {"baseline", "offline, alpha=0 (control)", "offline rel_max", "online rel_max", "momentum rel_max"}
+    assert {"scenario", "transfer", "adaptation", "seed", "branch", "rsum", "i2t_r1", "t2i_r10"} <= set(df.columns)
+    assert "Baseline: test rSum" in _outputs_text(out)

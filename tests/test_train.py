@@ -1,0 +1,116 @@
+"End-to-end checks of dbl_kit.train: determinism, scenarios, run directories, real-format data, errors."
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dbl_kit
+from dbl_kit.core import KitError, read_jsonl
+from dbl_kit.metrics import retrieval_metrics
+
+
+def test_same_seed_same_metrics(small):
+    a = dbl_kit.train(seed=5, **small)
+    b = dbl_kit.train(seed=5, **small)
+    assert a.metrics == b.metrics
+    assert np.array_equal(np.load(a.run_dir / "sims_baseline_test.npy"), np.load(b.run_dir / "sims_baseline_test.npy"))
+    c = dbl_kit.train(seed=6, **small)
+    assert c.metrics != a.metrics
+
+
+def test_run_directory_is_consistent(small):
+    r = dbl_kit.train(**small)
+    d = r.run_dir
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["target"] == "baseline" and cfg["branches"] == ["baseline"]
+    m = json.loads((d / "metrics.json").read_text())
+    # the saved test similarities reproduce the reported metrics (float16 rounding can only move ties)
+    sims = np.load(d / "sims_baseline_test.npy").astype(np.float32)
+    recomputed = retrieval_metrics(sims, 5)
+    assert abs(recomputed["rsum"] - m["branches"]["baseline"]["rsum"]) < 1.0
+    vocab = json.loads((d / "vocab.json").read_text())
+    assert {"word2idx", "idx2word", "idx"} <= set(vocab)
+    hist = read_jsonl(d / "history.jsonl")
+    assert [h["epoch"] for h in hist] == [1] and hist[0]["split"] == "dev" and "base" in hist[0]["loss"]
+    assert not list(d.glob(".*.tmp"))   # no temporary left behind
+
+
+@pytest.mark.parametrize("scenario,extra,branches,target", [
+    ("offline", dict(anchor_epochs=1, transfer="abs_max"), ["anchor", "target"], "target"),
+    ("online", dict(n_branches=3, transfer="rel_sum"), ["branch0", "branch1", "branch2"], "branch2"),
+    ("momentum", dict(momentum=0.99, adaptation="soft"), ["target", "anchor"], "target"),
+])
+def test_scenarios_report_every_branch(small, scenario, extra, branches, target):
+    r = dbl_kit.train(scenario=scenario, **extra, **small)
+    m = json.loads((r.run_dir / "metrics.json").read_text())
+    assert m["target"] == target and sorted(m["branches"]) == sorted(branches)
+    for b in branches:
+        assert (r.run_dir / f"{b}.safetensors").exists()
+        assert (r.run_dir / f"sims_{b}_dev.npy").exists() and (r.run_dir / f"sims_{b}_test.npy").exists()
+    assert {h["branch"] for h in read_jsonl(r.run_dir / "history.jsonl")} == set(branches)
+
+
+def test_offline_from_anchor_checkpoint(small):
+    base = dbl_kit.train(**small)
+    r = dbl_kit.train(scenario="offline", anchor_ckpt=str(base.run_dir), **small)
+    m = json.loads((r.run_dir / "metrics.json").read_text())
+    # the frozen anchor is the baseline's best checkpoint: same test metrics
+    assert m["branches"]["anchor"]["rsum"] == pytest.approx(base.metrics["rsum"], abs=1e-6)
+    assert [h["stage"] for h in read_jsonl(r.run_dir / "history.jsonl")] == ["target", "target"]
+
+
+def test_offline_cached_anchor_equals_recomputed(small):
+    "The cached anchor matrix of a batch equals the anchor recomputed on that batch."
+    from dbl_kit.trainer import prepare_data, prepare_vocab, _build
+    from dbl_kit.scenarios import Offline
+    from dbl_kit.data import CaptionDataset, make_loader
+    from dbl_kit.config import make_config
+    cfg = make_config(scenario="offline", **small)
+    _, splits = prepare_data(cfg)
+    vocab = prepare_vocab(cfg, splits["train"])
+    dev = torch.device("cpu")
+    anchor = _build(cfg, vocab, splits["train"].images.shape[-1], 0, dev)
+    import copy
+    cached = Offline(cfg, copy.deepcopy(anchor), copy.deepcopy(anchor), splits["train"], vocab, dev, cache_anchor=True)
+    plain = Offline(cfg, copy.deepcopy(anchor), copy.deepcopy(anchor), cache_anchor=False)
+    batch = next(iter(make_loader(CaptionDataset(splits["train"], vocab, max_captions=300), 64, shuffle=True, seed=0)))
+    a1, a2 = cached.similarities(batch)["anchor"], plain.similarities(batch)["anchor"]
+    assert torch.allclose(a1, a2, atol=1e-5)
+
+
+def _tiny_precomp(folder, n_img=(40, 10, 10), regions=36, dim=2048, seed=0):
+    "A tiny folder in COCO's precomp format (36 regions x 2048 features, 5 captions per image)."
+    rng = np.random.default_rng(seed)
+    words = "a man woman dog cat red blue sitting standing on the grass table near with".split()
+    folder.mkdir(parents=True)
+    for split, n in zip(("train", "dev", "test"), n_img):
+        np.save(folder / f"{split}_ims.npy", rng.random((n, regions, dim), dtype=np.float32))
+        caps = [" ".join(rng.choice(words, size=rng.integers(4, 10))) for _ in range(5 * n)]
+        (folder / f"{split}_caps.txt").write_text("\n".join(caps) + "\n")
+
+
+def test_trains_on_coco_format_folder(tmp_path, small):
+    _tiny_precomp(tmp_path / "data" / "coco_precomp")
+    r = dbl_kit.train(**{**small, "dataset": "coco", "data_path": str(tmp_path / "data"), "batch_size": 16})
+    sims = np.load(r.run_dir / "sims_baseline_test.npy")
+    assert sims.shape == (10, 50) and sims.dtype == np.float16
+    assert 0 <= r.metrics["rsum"] <= 600
+
+
+def test_missing_coco_names_folder_and_files(tmp_path):
+    with pytest.raises(KitError) as e:
+        dbl_kit.train(dataset="coco", data_path=str(tmp_path), progress=False)
+    msg = str(e.value)
+    assert str(tmp_path / "coco_precomp") in msg and "train_ims.npy" in msg and "train_caps.txt" in msg
+
+
+@pytest.mark.parametrize("bad,needle", [
+    (dict(epochs=0), "epochs=0"), (dict(model="resnet"), "model='resnet'"), (dict(scenaro="offline"), "scenario"),
+    (dict(dataset="/no/such/folder"), "/no/such/folder"),
+])
+def test_bad_parameters_stop_before_work(tmp_path, bad, needle):
+    with pytest.raises(KitError, match=needle.replace("(", r"\(")):
+        dbl_kit.train(runs_path=str(tmp_path / "runs"), progress=False, **bad)
+    assert not (tmp_path / "runs").exists()   # nothing was written
