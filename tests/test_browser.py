@@ -5,7 +5,7 @@ the separability figure. Needs /usr/bin/chromium (Debian: apt-get install chromi
 browser here. DBL_EXPLORE_RUN=<run dir> explores that run instead of a synthetic one; DBL_SCREENSHOT=<file.png>
 saves a screenshot of the explorer.
 """
-import json, os, secrets, signal, socket, subprocess, sys, time, urllib.request
+import contextlib, json, os, secrets, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import pytest
@@ -126,9 +126,11 @@ def test_explore_notebook_in_chromium(jupyterlab, tmp_path):
     write_notebook(jupyterlab["root"], run_dir)
 
     with playwright.sync_playwright() as p:
+        console = []
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1300})
+            page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
             page.set_default_timeout(60_000)
             page.goto(f"{jupyterlab['base']}/lab/tree/explore.ipynb?token={jupyterlab['token']}", wait_until="domcontentloaded")
             page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -144,10 +146,14 @@ def test_explore_notebook_in_chromium(jupyterlab, tmp_path):
                 return s["done"] == s["cells"] and not s["running"] and s["status"] == "idle"
             wait_until("all cells to run", finished, timeout=420, interval=1)
 
-            # every figure renders: 5 in the explorer + 5 in the static section
+            # every figure renders: 5 in the explorer's widgets (distances, separability, scatter, history, UMAP),
+            # the same 5 again as plain outputs in the Figures section
             n_plots = wait_until("the plotly figures to render",
-                                 lambda: (n := page.locator(".js-plotly-plot").count()) >= 10 and n, timeout=60)
-            assert page.locator(".widget-output .js-plotly-plot").count() >= 5
+                                 lambda: (n := page.locator(".jp-Notebook .js-plotly-plot").count()) >= 10 and n, timeout=60)
+            assert page.locator(".widget-output .js-plotly-plot").count() == 5
+            titles = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => String(p.layout.title.text))")
+            for start in ("Distance distributions", "Triplet separability", "Per-query relative distance", "Training curves", "UMAP"):
+                assert any(t.startswith(start) for t in titles), (start, titles)
             assert page.locator(".dbl-inspector").count() == 1
             before = wait_until("the explorer's separability figure", lambda: page.evaluate(SEPARABILITY), timeout=30)
 
@@ -167,11 +173,13 @@ def test_explore_notebook_in_chromium(jupyterlab, tmp_path):
             readout = slider.locator(".widget-readout").first.inner_text()
             assert abs(float(readout) - after["margin"]) < 1e-6
 
-            if os.environ.get("DBL_SCREENSHOT"):
-                page.evaluate("() => document.querySelector('.jp-Notebook .jupyter-widgets.widget-vbox')"
-                              ".scrollIntoView({block: 'start'})")
-                page.screenshot(path=os.environ["DBL_SCREENSHOT"])
         finally:
+            if os.environ.get("DBL_SCREENSHOT"):     # also on failure: it shows what the page looked like
+                with contextlib.suppress(Exception):
+                    page.evaluate("() => document.querySelector('.jp-Notebook .jupyter-widgets.widget-vbox')"
+                                  ".scrollIntoView({block: 'start'})")
+                    page.wait_for_timeout(1000)     # let plotly finish drawing what scrolled into view
+                    page.screenshot(path=os.environ["DBL_SCREENSHOT"])
             browser.close()
     print(f"browser test: {n_plots} figures, margin {before['margin']} -> {after['margin']}, "
           f"{time.monotonic() - started:.0f}s")
