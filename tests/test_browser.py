@@ -41,7 +41,10 @@ def write_notebook(root, run_dir):
     import nbformat
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
-    nb = parameterize_notebook(load_notebook_node(str(ROOT / "nbs" / "explore.ipynb")),
+    source = load_notebook_node(str(ROOT / "nbs" / "explore.ipynb"))
+    assert any("parameters" in c.metadata.get("tags", []) for c in source.cells), \
+        "nbs/explore.ipynb has no cell tagged 'parameters' (nbdev-clean drops tags unless [tool.nbdev] allows them)"
+    nb = parameterize_notebook(source,
                                {"run_dir": str(run_dir), "umap_images": 40})
     for cell in nb.cells:
         if cell.cell_type == "code": cell.outputs, cell.execution_count = [], None

@@ -95,7 +95,7 @@ def test_trains_on_coco_format_folder(tmp_path, small):
     _tiny_precomp(tmp_path / "data" / "coco_precomp")
     r = dbl_kit.train(**{**small, "dataset": "coco", "data_path": str(tmp_path / "data"), "batch_size": 16})
     sims = np.load(r.run_dir / "sims_baseline_test.npy")
-    assert sims.shape == (10, 50) and sims.dtype == np.float16
+    assert sims.shape == (10, 50) and sims.dtype == np.float32
     assert 0 <= r.metrics["rsum"] <= 600
 
 

@@ -191,6 +191,14 @@ def test_explorer_reacts_to_controls(run_dir):
     assert "folder of runs" in ex.status.value
 
 
+def test_explore_notebook_has_a_parameters_cell():
+    "papermill -p needs the cell tag; `nbdev-clean` drops cell tags unless [tool.nbdev] allows them."
+    nb = json.loads((ROOT / "nbs" / "explore.ipynb").read_text())
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1 and "run_dir = None" in "".join(tagged[0]["source"]), \
+        "nbs/explore.ipynb lost its 'parameters' cell tag (nbdev-clean?): papermill would ignore -p run_dir"
+
+
 @pytest.mark.slow
 def test_explore_notebook_headless(run_dir, tmp_path):
     "papermill runs nbs/explore.ipynb on a run directory and every figure lands in the saved notebook."
