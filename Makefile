@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	@mkdir -p runs
 	$(BIN)/papermill nbs/train.ipynb runs/$(RUN).ipynb -p run_name $(RUN) -p progress True --cwd nbs --log-output --no-progress-bar \
-	  2> >(grep -v -E "^\s*$$|Executing|Ending Cell|Input Notebook|Output Notebook|Black is not installed|kernel_name|Kernel Name" >&2)
+	  2> >(grep --line-buffered -v -E "^\s*$$|Executing|Ending Cell|Input Notebook|Output Notebook|Black is not installed|kernel_name|Kernel Name" >&2)
 	@$(BIN)/python -m dbl_kit.report runs/$(RUN)
 
 # The whole suite: the library is in step with the notebooks, the notebooks' own tests, pytest (reference checks,

@@ -86,7 +86,7 @@ PARAMS: dict[str, Param] = {
     "txt_pool":         Param("gpo", choice("gpo", "mean"), "pooling of word features"),
     "dropout":          Param(0.1, number(float, 0, 0.9), "dropout in the encoders (off in eval mode)"),
     # optimisation
-    "epochs":           Param(12, number(int, 1), "training epochs (the target's, in the offline scenario)"),
+    "epochs":           Param(6, number(int, 1), "training epochs (the target's, in the offline scenario); 6 fits `make demo` in a few minutes on 2 CPU cores"),
     "batch_size":       Param(128, number(int, 2), "matched pairs per batch"),
     "lr":               Param(5e-4, number(float, 0, low_open=True), "Adam learning rate"),
     "lr_decay":         Param(0.1, number(float, 0, 1, low_open=True), "learning-rate factor applied every lr_decay_epochs"),

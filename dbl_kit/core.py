@@ -21,6 +21,13 @@ class KitError(Exception):
     "An error the user can fix: the message says what is wrong, where, and how to fix it."
 
 # %% ../nbs/00_core.ipynb #651db47e
+def _umask() -> int:
+    "The process umask (reading it means setting it, so it is set straight back)."
+    mask = os.umask(0o022); os.umask(mask)
+    return mask
+
+_NEW_FILE_MODE = 0o666 & ~_umask()
+
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path`; on success it replaces `path` in one step, on error it is removed."
@@ -31,6 +38,7 @@ def atomic_path(path):
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f: os.fsync(f.fileno())
+        os.chmod(tmp, _NEW_FILE_MODE)  # mkstemp makes 0600 files; give the mode open() would
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.remove(tmp)

@@ -6,7 +6,7 @@ Docs: https://dbl-kit.github.io/dbl-kit/data.html.md"""
 
 # %% ../nbs/03_data.ipynb #a8ab4e7c
 from __future__ import annotations
-import json, re
+import contextlib, json, os, re
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,9 +19,9 @@ from .core import KitError, load_json, save_json
 from .shapes import ensure_shapes, load_scenes
 
 # %% auto #0
-__all__ = ['PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'tokenize', 'Vocab', 'resolve_dataset', 'validate_precomp', 'check_precomp',
-           'PrecompSplit', 'load_split', 'CaptionDataset', 'pad_tokens', 'collate_pairs', 'make_loader',
-           'image_batches', 'caption_batches']
+__all__ = ['PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MIN_BYTES', 'tokenize', 'Vocab', 'resolve_dataset',
+           'scan_cache_file', 'validate_precomp', 'check_precomp', 'PrecompSplit', 'load_split', 'CaptionDataset',
+           'pad_tokens', 'collate_pairs', 'make_loader', 'image_batches', 'caption_batches']
 
 # %% ../nbs/03_data.ipynb #6a5b04d1
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -122,6 +122,28 @@ def _first_nonfinite(images) -> int | None:
         if not ok.all(): return start + int(np.argmin(ok))
     return None
 
+SCAN_CACHE_MIN_BYTES = 256 * 2**20  # smaller files are rescanned every time: it takes milliseconds
+
+def scan_cache_file() -> Path:
+    "Where clean NaN/inf scans of big feature files are remembered: `$XDG_CACHE_HOME/dbl_kit/finite_scans.json` (default `~/.cache`)."
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dbl_kit" / "finite_scans.json"
+
+def _first_nonfinite_cached(path, images) -> int | None:
+    """`_first_nonfinite`, skipped for a big file already scanned clean with the same size and modification time.
+    COCO's training features are 33 GB: scanning them at every run start would cost minutes."""
+    st = Path(path).stat()
+    if st.st_size < SCAN_CACHE_MIN_BYTES: return _first_nonfinite(images)
+    key, cache = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}", scan_cache_file()
+    try: clean = load_json(cache) if cache.exists() else {}
+    except (KitError, OSError, ValueError): clean = {}  # a broken cache is only a lost shortcut
+    if not isinstance(clean, dict): clean = {}
+    if key in clean: return None
+    bad = _first_nonfinite(images)
+    if bad is None:
+        with contextlib.suppress(OSError):  # a read-only home only costs the rescan next time
+            save_json(cache, dict(list(clean.items())[-99:] + [(key, True)]))
+    return bad
+
 def _lines_are(nums, limit=5) -> str:
     "'line 3 is', 'lines 3, 7 and 9 are', 'lines 3, 7, 9, 12, 15 and 4 more are'."
     if len(nums) == 1: return f"line {nums[0]} is"
@@ -140,7 +162,7 @@ def _check_images(path) -> tuple[list[str], int | None]:
         return [f"{path.name} holds a {ims.ndim}-D {ims.dtype} array of shape {tuple(ims.shape)}; features must be a 3-D "
                 "float array [n_images, n_regions, feat_dim]: export them again in the precomp format."], None
     if len(ims) == 0: return [f"{path.name} holds no images; export the split's features again."], None
-    bad = _first_nonfinite(ims)
+    bad = _first_nonfinite_cached(path, ims)
     if bad is not None:
         return [f"{path.name}: image {bad} (0-based) has NaN or inf features; export the features again, or replace "
                 "the values (np.nan_to_num) if they are known to be harmless."], len(ims)

@@ -1,7 +1,7 @@
 """dbl_kit.data: tokenizer, SCAN vocabularies, the precomp validator, loading and batching.
 
 Expected values are written out by hand or computed with plain loops and numpy indexing here."""
-import json, pickle
+import json, os, pickle
 
 import numpy as np
 import pytest
@@ -164,6 +164,34 @@ def test_nan_inf_found_in_chunks(folder, monkeypatch, bad):
     expected = next(i for i in range(N) if not np.isfinite(ims[i]).all())  # brute force
     assert expected == 5
     only(validate_precomp(folder), f"train_ims.npy: image {expected} (0-based) has NaN or inf")
+
+
+def test_clean_scans_of_big_files_are_remembered(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "SCAN_CACHE_MIN_BYTES", 0)  # every file counts as big
+    scans = []
+    real_scan = data._first_nonfinite
+    monkeypatch.setattr(data, "_first_nonfinite", lambda ims: scans.append(len(ims)) or real_scan(ims))
+    assert validate_precomp(folder) == [] and len(scans) == 3  # train, dev, test scanned once each
+    assert validate_precomp(folder) == [] and len(scans) == 3  # unchanged files: not scanned again
+    assert len(json.loads(data.scan_cache_file().read_text())) == 3
+    ims = np.load(folder / "dev_ims.npy")
+    ims[2, 0, 0] = np.nan
+    np.save(folder / "dev_ims.npy", ims)  # a new file (new mtime): scanned again, and the NaN found
+    st = (folder / "dev_ims.npy").stat()
+    os.utime(folder / "dev_ims.npy", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # coarse-mtime filesystems too
+    only(validate_precomp(folder), "dev_ims.npy: image 2 (0-based) has NaN or inf")
+    assert len(scans) == 4
+    assert len(json.loads(data.scan_cache_file().read_text())) == 3  # a dirty scan is never remembered
+
+
+def test_broken_scan_cache_is_ignored(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "SCAN_CACHE_MIN_BYTES", 0)
+    data.scan_cache_file().parent.mkdir(parents=True)
+    data.scan_cache_file().write_bytes(b"\xff not json")
+    assert validate_precomp(folder) == []
+    assert len(json.loads(data.scan_cache_file().read_text())) == 3  # rewritten whole
 
 
 def test_empty_and_non_utf8_caption_lines(folder):
