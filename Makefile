@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dbl-kit-installed
 RUN := demo-$(shell date +%Y%m%d-%H%M%S)
 NBTEST_SKIP := ^(train|explore)\.ipynb$$|^[_.]
+# Parallel test workers: one per core, at most 4 (each training test uses one torch thread).
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: setup demo test export-check nbtest pytest clean
 
@@ -45,10 +47,10 @@ export-check:
 	else echo "export-check: dbl_kit/ is in step with nbs/"; fi
 
 nbtest:
-	$(BIN)/nbdev-test --n-workers 2 --skip-file-re '$(NBTEST_SKIP)' --timing
+	$(BIN)/nbdev-test --n-workers $(JOBS) --skip-file-re '$(NBTEST_SKIP)' --timing
 
 pytest:
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) --durations 15
 
 clean:
 	rm -rf $(VENV) runs _proc _docs

@@ -71,9 +71,13 @@ def test_train_notebook_coco_format(tmp_path):
 def test_experiment_notebook_small(tmp_path):
     out, csv = tmp_path / "exp.ipynb", tmp_path / "results.csv"
     _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0",
-         transfers="rel_max", max_train_captions=512, runs_path=str(tmp_path / "runs"), results_csv=str(csv))
+         transfers="rel_max", max_train_captions=512, runs_path=str(tmp_path / "runs"), results_csv=str(csv),
+         sweep="offline:beta=0.5")
     import pandas as pd
     df = pd.read_csv(csv)
-    assert set(df.setting) == {"baseline", "offline, alpha=0 (control)", "offline rel_max", "online rel_max", "momentum rel_max"}
+    assert set(df.setting) == {"baseline", "offline, alpha=0 (control)", "offline rel_max", "online rel_max", "momentum rel_max",
+                               "offline rel_max beta=0.5"}
+    swept = json.loads((Path(df.set_index("setting").loc["offline rel_max beta=0.5", "run_dir"]) / "config.json").read_text())
+    assert swept["beta"] == 0.5 and swept["alpha"] == 1.0 and swept["scenario"] == "offline"
     assert {"scenario", "transfer", "adaptation", "seed", "branch", "rsum", "i2t_r1", "t2i_r10"} <= set(df.columns)
     assert "Baseline: test rSum" in _outputs_text(out)
