@@ -72,7 +72,7 @@ def test_experiment_notebook_small(tmp_path):
     out, csv = tmp_path / "exp.ipynb", tmp_path / "results.csv"
     _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0",
          transfers="rel_max", max_train_captions=512, runs_path=str(tmp_path / "runs"), results_csv=str(csv),
-         sweep="offline:beta=0.5")
+         sweep="offline:beta:0.5")
     import pandas as pd
     df = pd.read_csv(csv)
     assert set(df.setting) == {"baseline", "offline, alpha=0 (control)", "offline rel_max", "online rel_max", "momentum rel_max",
