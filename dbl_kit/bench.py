@@ -40,7 +40,7 @@ def _scenarios(cfg, vocab, feat_dim, device, train_split):
 def overhead(batch_size=128, steps=10, warmup=3, rounds=5, device="auto", seed=0, info=None, **params):
     """Median step time of each scenario and its ratio to the baseline: `{name: (seconds, ratio)}`.
     `params` are trainer parameters (`threads`, `embed_size`, ...); pass a dict as `info` to receive the
-    one-off anchor-cache time (`cache_seconds`) and the number of training images and captions it covered."""
+    one-off anchor-cache time (`cache_seconds`), the training images and captions it covered, `device` and `threads`."""
     cfg = make_config(batch_size=batch_size, device=device, seed=seed, progress=False, **params)
     dev = resolve_device(cfg.device)
     if cfg.threads: torch.set_num_threads(cfg.threads)  # as the trainer does
@@ -50,7 +50,8 @@ def overhead(batch_size=128, steps=10, warmup=3, rounds=5, device="auto", seed=0
     feat_dim = splits["train"].images.shape[-1]
     scen, cache_seconds = _scenarios(cfg, vocab, feat_dim, dev, splits["train"])
     if info is not None:
-        info.update(cache_seconds=cache_seconds, images=splits["train"].n_images, captions=splits["train"].n_captions)
+        info.update(cache_seconds=cache_seconds, images=splits["train"].n_images, captions=splits["train"].n_captions,
+                    device=str(dev), threads=torch.get_num_threads())
     loader = make_loader(CaptionDataset(splits["train"], vocab), cfg.batch_size, shuffle=True, seed=cfg.seed, workers=0)
     batches = [b for _, b in zip(range(steps + warmup), loader)]
     amp, times = use_amp(cfg, dev), {k: [] for k in scen}
@@ -85,8 +86,7 @@ def main(argv=None):
     info = {}
     res = overhead(batch_size=a.batch_size, steps=a.steps, rounds=a.rounds, device=a.device, threads=a.threads,
                    dataset=a.dataset, info=info)
-    dev = resolve_device(a.device)
-    print(f"training-step time on {dev} ({torch.get_num_threads()} threads), {a.dataset}, batch {a.batch_size}, "
+    print(f"training-step time on {info['device']} ({info['threads']} threads), {a.dataset}, batch {a.batch_size}, "
           f"median of {a.rounds} rounds x {a.steps} steps")
     print(f"{'scenario':18s} {'ms/step':>9s} {'x baseline':>11s}")
     for k, (t, r) in res.items(): print(f"{k:18s} {t * 1e3:9.1f} {r:11.2f}")

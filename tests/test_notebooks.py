@@ -79,5 +79,10 @@ def test_experiment_notebook_small(tmp_path):
                                "offline rel_max beta=0.5"}
     swept = json.loads((Path(df.set_index("setting").loc["offline rel_max beta=0.5", "run_dir"]) / "config.json").read_text())
     assert swept["beta"] == 0.5 and swept["alpha"] == 1.0 and swept["scenario"] == "offline"
+    # run again with the same parameters: every run is reused from the CSV, none is trained twice
+    _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0",
+         transfers="rel_max", max_train_captions=512, runs_path=str(tmp_path / "runs"), results_csv=str(csv),
+         sweep="offline:beta:0.5")
+    assert len(pd.read_csv(csv)) == 6 and len(list((tmp_path / "runs").iterdir())) == 6
     assert {"scenario", "transfer", "adaptation", "seed", "branch", "rsum", "i2t_r1", "t2i_r10"} <= set(df.columns)
     assert "Baseline: test rSum" in _outputs_text(out)
