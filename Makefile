@@ -9,7 +9,7 @@ NBTEST_SKIP := ^(train|explore)\.ipynb$$|^[_.]
 # Parallel test workers: one per core, at most 4 (each training test uses one torch thread).
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup demo test export-check nbtest pytest clean
+.PHONY: setup demo test export-check readme nbtest pytest clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,14 @@ export-check:
 	@if [ -n "$$(git status --porcelain -- dbl_kit)" ]; then \
 	  git status --porcelain -- dbl_kit; echo "nbdev-export changed dbl_kit/: export the notebooks and commit"; exit 1; \
 	else echo "export-check: dbl_kit/ is in step with nbs/"; fi
+	@tmp=$$(mktemp -d); $(BIN)/jupyter nbconvert --to markdown --log-level WARN nbs/index.ipynb --output-dir $$tmp --output README; \
+	if ! cmp -s $$tmp/README.md README.md; then \
+	  diff $$tmp/README.md README.md | head -20; echo "README.md differs from nbs/index.ipynb: run make readme and commit"; exit 1; \
+	else echo "export-check: README.md is generated from nbs/index.ipynb"; fi
+
+# README.md is generated from nbs/index.ipynb (nbdev's convention: the index notebook is the README's source).
+readme: setup
+	$(BIN)/jupyter nbconvert --to markdown --log-level WARN nbs/index.ipynb --output-dir . --output README
 
 nbtest:
 	$(BIN)/nbdev-test --n-workers $(JOBS) --skip-file-re '$(NBTEST_SKIP)' --timing

@@ -6,6 +6,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_pycollect_makeitem(collector, name, obj):
+    "fastcore's `test_eq`/`test_close`/`test_fail`, imported into a test module, are helpers, not tests."
+    if getattr(obj, "__module__", None) == "fastcore.test": return []
+
+
 @pytest.fixture(scope="session")
 def shapes_data_path():
     "The repository's data folder: shapes is generated there once and shared by the tests."
@@ -17,3 +22,16 @@ def small(tmp_path, shapes_data_path):
     "Parameters for a seconds-long training run on a slice of shapes, writing into a temporary runs folder."
     return dict(data_path=shapes_data_path, runs_path=str(tmp_path / "runs"), max_train_captions=768,
                 epochs=1, progress=False, eval_batch_size=256, embed_size=64, word_dim=64)
+
+
+@pytest.fixture()
+def ctx_factory(tmp_path, shapes_data_path):
+    "Build a trainer RunContext (data, vocabulary, device) without training: for step-level tests."
+    def make(**params):
+        import torch
+        from dbl_kit.config import make_config
+        from dbl_kit.trainer import RunContext, prepare_data, prepare_vocab
+        cfg = make_config(**{"data_path": shapes_data_path, "runs_path": str(tmp_path / "runs"), **params})
+        folder, splits = prepare_data(cfg)
+        return RunContext(cfg, torch.device("cpu"), splits, prepare_vocab(cfg, splits["train"]), run=None, folder=folder)
+    return make
