@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import KitError, atomic_path, load_json, save_json, save_npy
+from .core import KitError, SPLITS, atomic_path, load_json, save_json, save_npy
 
 # %% auto #0
 __all__ = ['SHAPES_VERSION', 'COLORS', 'SHAPES', 'SIZES', 'BACKGROUNDS', 'NOUNS', 'PLURALS', 'SIZE_WORDS', 'NUMBERS', 'ROWS',
-           'COLS', 'SPLITS', 'DEFAULTS', 'make_scene', 'describe_scene', 'Detector', 'scene_captions', 'shapes_params',
+           'COLS', 'DEFAULTS', 'make_scene', 'describe_scene', 'Detector', 'scene_captions', 'shapes_params',
            'shapes_files', 'generate_split', 'generate_shapes', 'ensure_shapes', 'load_scenes']
 
 # %% ../nbs/14_shapes.ipynb #9451a3dd
@@ -215,7 +215,6 @@ def scene_captions(scene: dict, rng: np.random.Generator, k: int = 5) -> list[st
     return out
 
 # %% ../nbs/14_shapes.ipynb #ecc00eed
-SPLITS = ("train", "dev", "test")
 DEFAULTS = dict(seed=0, n_train=5000, n_dev=500, n_test=1000, n_regions=12, feat_dim=128, captions_per_image=5, noise=0.3)
 
 def shapes_params(**kw) -> dict:

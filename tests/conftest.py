@@ -21,7 +21,7 @@ def shapes_data_path():
 def small(tmp_path, shapes_data_path):
     "Parameters for a seconds-long training run on a slice of shapes, writing into a temporary runs folder."
     return dict(data_path=shapes_data_path, runs_path=str(tmp_path / "runs"), max_train_captions=768,
-                epochs=1, progress=False, eval_batch_size=256, embed_size=64, word_dim=64)
+                epochs=1, progress=False, eval_batch_size=256, embed_size=64, word_dim=64, threads=1)
 
 
 @pytest.fixture()

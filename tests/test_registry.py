@@ -59,3 +59,31 @@ def test_no_case_on_registry_names_outside_the_registries():
     hits = [f"{p.name}:{i}" for p in lib.glob("*.py") for i, line in enumerate(p.read_text().splitlines(), 1)
             if re.search(r"cfg\.(model|scenario|transfer) ?==", line)]
     test_eq(hits, [])
+
+
+from dbl_kit.scenarios import Baseline, Stage
+
+
+@SCENARIOS.register("twice", help="a toy: two baseline stages in a row on one branch")
+class Twice(Baseline):
+    "The same branch trained for two stages (a scenario whose staging differs from every built-in one)."
+    @classmethod
+    def layout(cls, cfg): return ["solo"], "solo", None
+    @classmethod
+    def stages(cls, ctx):
+        model = ctx.new_model(0)
+        for k in range(2): yield Stage(f"part{k}", cls(ctx.cfg, model, name="solo"), 1, ctx.cfg.seed + k)
+
+
+@TRANSFERS.register("l2_toy", help="a toy transfer: mean squared difference to the anchor")
+class L2Toy(nn.Module):
+    def __init__(self, cfg=None): super().__init__()
+    def forward(self, target, anchor): return ((target - anchor.detach()) ** 2).mean()
+
+
+def test_toy_scenario_and_transfer_train(small):
+    r = dbl_kit.train(scenario="twice", **small)
+    test_eq([h["stage"] for h in r.history], ["part0", "part1"])
+    test_eq(list(r.branches), ["solo"])
+    r = dbl_kit.train(scenario="offline", transfer="l2_toy", anchor_epochs=1, **small)
+    assert all(h["loss"]["transfer"] > 0 for h in r.history if h["branch"] == "target")
