@@ -117,7 +117,7 @@ PARAMS: dict[str, Param] = {
     "beta":             Param(1.0, number(float, 0), "boosting margin = margin * beta"),
     "gamma":            Param(0.5, number(float, 0, 1), "absolute losses: share of the margin on the positive"),
     "adaptation":       Param("none", choice(*ADAPTATIONS), "margin adaptation to the anchor's values"),
-    "tau":              Param(0.1, number(float, 0, low_open=True), "temperature of the 'kd' transfer"),
+    "tau":              Param(0.1, number(float, 0, low_open=True), "softmax temperature of the kd/dml/dino/dinopp/boostpro transfers (1/tau = 10 in the reference)"),
     "n_branches":       Param(2, number(int, 2), "online scenario: number of branches"),
     "direction":        Param("forward", choice("forward", "mutual"), "online: learn from earlier branches, or from all (mutual)"),
     "momentum":         Param(0.9995, number(float, 0, 1), "momentum scenario: starting EMA momentum (rises to 1)"),

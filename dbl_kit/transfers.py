@@ -12,35 +12,196 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import KitError, TRANSFERS
-from .losses import check_pair, reduce_loss, cfg_value
+from .losses import check_square, check_pair, reduce_loss, cfg_value
 
 # %% auto #0
-__all__ = ['kd_loss', 'KDLoss']
+__all__ = ['TauTransfer', 'kd_loss', 'KDLoss', 'dino_loss', 'DINOLoss', 'dinopp_loss', 'DINOppLoss', 'boostpro_loss',
+           'BoostproLoss', 'rkd_loss', 'RKDLoss', 'sp_loss', 'SPLoss', 'darkrank_loss', 'DarkRankLoss', 'cmpm_loss',
+           'CMPMLoss']
 
-# %% ../nbs/02_transfers.ipynb #f2d8f895
-def kd_loss(target, anchor, tau: float = 0.1) -> torch.Tensor:
-    "Symmetric distillation: KL(softmax(anchor/tau) || softmax(target/tau)) over rows and over columns, summed."
+# %% ../nbs/02_transfers.ipynb #5c0995e2
+def _as_pair(target, anchor):
+    "Target and detached anchor in float32 or wider, after checking they are square matrices of one batch."
     check_pair(target, anchor)
-    if tau <= 0: raise KitError(f"tau={tau!r} must be > 0 (a softmax temperature).")
     dtype = torch.promote_types(target.dtype, torch.float32)
-    T, A = target.to(dtype) / tau, anchor.detach().to(dtype) / tau
-    def kl(dim):
-        return F.kl_div(T.log_softmax(dim), A.log_softmax(dim), log_target=True, reduction="sum")
-    return kl(1) + kl(0)
+    return target.to(dtype), anchor.detach().to(dtype)
 
-@TRANSFERS.register("kd", help="distillation of the anchor's softened retrieval distributions (deep mutual learning online)")
-class KDLoss(nn.Module):
-    r"""Symmetric distillation from the anchor (teacher, detached) to the target:
-    sum_i KL(softmax(A_i./tau) || softmax(T_i./tau)) + sum_j KL(softmax(A_.j/tau) || softmax(T_.j/tau)).
-    reduction: 'sum' over the 2n queries, or 'mean' = that sum / n."""
-    def __init__(self, cfg=None, tau: float | None = None, reduction: str = "sum"):
+def _scale(tau) -> float:
+    "The softmax scale 1/tau of a temperature tau > 0."
+    if not tau > 0: raise KitError(f"tau={tau!r} must be > 0 (a softmax temperature).")
+    return 1.0 / tau
+
+def _both_ways(per_direction, *mats):
+    "`per_direction` applied to the matrices (queries = rows: images) and to their transposes (captions), added."
+    return per_direction(*mats) + per_direction(*(m.t() for m in mats))
+
+class TauTransfer(nn.Module):
+    "Base of the softmax-based transfers: the temperature `tau` (from `cfg` unless given) and an explicit reduction."
+    def __init__(self, cfg=None, tau: float | None = None, reduction: str = "mean"):
         super().__init__()
         tau = cfg_value(cfg or {}, "tau") if tau is None else tau
-        if tau <= 0: raise KitError(f"tau={tau!r} must be > 0 (a softmax temperature).")
-        reduce_loss(0.0, 1, reduction)
+        _scale(tau); reduce_loss(0.0, 1, reduction)
         self.tau, self.reduction = tau, reduction
 
-    def forward(self, target, anchor):
-        return reduce_loss(kd_loss(target, anchor, self.tau), target.shape[0], self.reduction)
-
     def extra_repr(self): return f"tau={self.tau}, reduction={self.reduction!r}"
+
+# %% ../nbs/02_transfers.ipynb #f2d8f895
+def kd_loss(target, anchor, tau: float = 0.1, reduction: str = "mean") -> torch.Tensor:
+    "Symmetric distillation: KL(softmax(A_i./tau) || softmax(T_i./tau)) over rows and columns, `batchmean` per direction."
+    s = _scale(tau)
+    T, A = _as_pair(target, anchor)
+    def kl(T, A):
+        return F.kl_div((s * T).log_softmax(1), (s * A).log_softmax(1), log_target=True, reduction="sum")
+    return reduce_loss(_both_ways(kl, T, A), T.shape[0], reduction)
+
+@TRANSFERS.register("dml", help="deep mutual learning: the 'kd' loss under its online name (use direction='mutual')")
+@TRANSFERS.register("kd", help="distillation of the anchor's softened retrieval distributions, KL, batchmean")
+class KDLoss(TauTransfer):
+    r"""Symmetric distillation from the anchor (teacher, detached) to the target, with s = 1/tau:
+    mean_i KL(softmax(s A_i.) || softmax(s T_i.)) + mean_j KL(softmax(s A_.j) || softmax(s T_.j)).
+    reduction: 'mean' (the reference's batchmean per direction) or 'sum' over the 2n queries."""
+    def forward(self, target, anchor): return kd_loss(target, anchor, self.tau, self.reduction)
+
+# %% ../nbs/02_transfers.ipynb #3dfc1624
+def dino_loss(target, anchor, tau: float = 0.1, reduction: str = "mean") -> torch.Tensor:
+    "Cross-entropy of the target's softmax against the anchor's, rows and columns, mean over queries per direction."
+    s = _scale(tau)
+    T, A = _as_pair(target, anchor)
+    def ce(T, A): return -((s * A).softmax(1) * (s * T).log_softmax(1)).sum()
+    return reduce_loss(_both_ways(ce, T, A), T.shape[0], reduction)
+
+@TRANSFERS.register("dino", help="cross-entropy to the anchor's softened retrieval distributions (DINO-style)")
+class DINOLoss(TauTransfer):
+    r"""mean_i H(softmax(s A_i.), softmax(s T_i.)) + mean_j H(softmax(s A_.j), softmax(s T_.j)),
+    H(p, q) = -sum_k p_k log q_k, s = 1/tau. reduction: 'mean' (per direction, the reference's) or 'sum'."""
+    def forward(self, target, anchor): return dino_loss(target, anchor, self.tau, self.reduction)
+
+# %% ../nbs/02_transfers.ipynb #cabe7de3
+def dinopp_loss(target, anchor, tau: float = 0.1, eps: float = 1e-8, reduction: str = "mean") -> torch.Tensor:
+    "KL(softmax(T/tau) || softmax(A/tau)) with eps inside the log, rows and columns, mean over queries per direction."
+    s = _scale(tau)
+    T, A = _as_pair(target, anchor)
+    def kl(T, A):
+        q, p = (s * T).softmax(1), (s * A).softmax(1)
+        return (q * torch.log(eps + q / (p + eps))).sum()
+    return reduce_loss(_both_ways(kl, T, A), T.shape[0], reduction)
+
+@TRANSFERS.register("dinopp", help="reverse KL of the target's retrieval distributions to the anchor's (DINO++)")
+class DINOppLoss(TauTransfer):
+    r"""mean_i sum_k q_ik log(eps + q_ik / (p_ik + eps)) + the same over columns, q = softmax(s T), p = softmax(s A),
+    s = 1/tau, eps = 1e-8. reduction: 'mean' (per direction, the reference's) or 'sum'."""
+    def __init__(self, cfg=None, tau: float | None = None, eps: float = 1e-8, reduction: str = "mean"):
+        super().__init__(cfg, tau, reduction)
+        self.eps = eps
+    def forward(self, target, anchor): return dinopp_loss(target, anchor, self.tau, self.eps, self.reduction)
+
+# %% ../nbs/02_transfers.ipynb #7ce38121
+def boostpro_loss(target, anchor, tau: float = 0.1, reduction: str = "mean") -> torch.Tensor:
+    "KL(one-hot || softmax((T - A)/tau)) = cross-entropy of the positive, rows and columns, mean per direction."
+    s = _scale(tau)
+    T, A = _as_pair(target, anchor)
+    def ce(D): return -(s * D).log_softmax(1).diagonal().sum()
+    return reduce_loss(_both_ways(ce, T - A), T.shape[0], reduction)
+
+@TRANSFERS.register("boostpro", help="probabilistic boosting: softmax of the improvement T - A peaks on the positive")
+class BoostproLoss(TauTransfer):
+    r"""mean_i -log softmax(s (T - A)_i.)_i + mean_j -log softmax(s (T - A)_.j)_j, s = 1/tau
+    (the KL from the one-hot positive). reduction: 'mean' (batchmean per direction, the reference's) or 'sum'."""
+    def forward(self, target, anchor): return boostpro_loss(target, anchor, self.tau, self.reduction)
+
+# %% ../nbs/02_transfers.ipynb #e26206a2
+def rkd_loss(target, anchor, weight: float = 10.0, reduction: str = "mean") -> torch.Tensor:
+    "weight * smooth-L1 (threshold 1) between target and anchor similarities, 'mean' over the n^2 elements or 'sum'."
+    T, A = _as_pair(target, anchor)
+    if reduction not in ("mean", "sum"): raise KitError(f"reduction={reduction!r} is not accepted; use 'sum' or 'mean'.")
+    return weight * F.smooth_l1_loss(T, A, beta=1.0, reduction=reduction)
+
+@TRANSFERS.register("rkd", help="relational distillation: 10 x smooth-L1 between the similarity matrices")
+class RKDLoss(nn.Module):
+    r"""weight * mean_{i,j} smooth_l1(T_ij - A_ij), weight = 10, threshold 1.
+    reduction: 'mean' over the n^2 elements (the reference's) or 'sum'."""
+    def __init__(self, cfg=None, weight: float = 10.0, reduction: str = "mean"):
+        super().__init__()
+        rkd_loss(torch.zeros(1, 1), torch.zeros(1, 1), weight, reduction)
+        self.weight, self.reduction = weight, reduction
+    def forward(self, target, anchor): return rkd_loss(target, anchor, self.weight, self.reduction)
+    def extra_repr(self): return f"weight={self.weight}, reduction={self.reduction!r}"
+
+# %% ../nbs/02_transfers.ipynb #332e2cd8
+def sp_loss(target, anchor, weight: float = 10.0, reduction: str = "mean") -> torch.Tensor:
+    "weight * squared distance of l2-normalised rows, plus of the columns of the row-normalised matrices; mean per direction."
+    T, A = _as_pair(target, anchor)
+    T_rows, A_rows = F.normalize(T, dim=1), F.normalize(A, dim=1)
+    T_cols, A_cols = F.normalize(T_rows, dim=0), F.normalize(A_rows, dim=0)   # columns of the row-normalised matrices
+    total = (A_rows - T_rows).pow(2).sum() + (A_cols - T_cols).pow(2).sum()
+    return weight * reduce_loss(total, T.shape[0], reduction)
+
+@TRANSFERS.register("sp", help="similarity preservation: 10 x distance of the l2-normalised similarity rows and columns")
+class SPLoss(nn.Module):
+    r"""weight * (mean_i ||n(A)_i. - n(T)_i.||^2 + mean_j ||c(A)_.j - c(T)_.j||^2), weight = 10, n = l2-normalised rows,
+    c = l2-normalised columns of the row-normalised matrix (the reference's order).
+    reduction: 'mean' (per direction, the reference's) or 'sum' over the 2n rows and columns."""
+    def __init__(self, cfg=None, weight: float = 10.0, reduction: str = "mean"):
+        super().__init__()
+        reduce_loss(0.0, 1, reduction)
+        self.weight, self.reduction = weight, reduction
+    def forward(self, target, anchor): return sp_loss(target, anchor, self.weight, self.reduction)
+    def extra_repr(self): return f"weight={self.weight}, reduction={self.reduction!r}"
+
+# %% ../nbs/02_transfers.ipynb #7bdbeceb
+def darkrank_loss(target, anchor, alpha: float = 3.0, beta: int = 3, list_len: int = 4,
+                  reduction: str = "mean") -> torch.Tensor:
+    "Plackett-Luce NLL of the target's -alpha*x^beta scores in the order of the anchor's ranks 2..list_len+1, rows and columns."
+    T, A = _as_pair(target, anchor)
+    def nll(T, A):
+        order = (-alpha * A.pow(beta)).sort(dim=1, descending=True, stable=True).indices[:, 1:list_len + 1]
+        o = (-alpha * T.pow(beta)).gather(1, order)                          # [n, L] in the anchor's order
+        tail = torch.logcumsumexp(o.flip(1), dim=1).flip(1)                   # log sum_{m >= k} exp(o_m)
+        return -(o - tail).sum()
+    return reduce_loss(_both_ways(nll, T, A), T.shape[0], reduction)
+
+@TRANSFERS.register("darkrank", help="DarkRank: Plackett-Luce likelihood of the anchor's ranks 2-5 (least similar items)")
+class DarkRankLoss(nn.Module):
+    r"""Per query (rows, then columns): with g(x) = -alpha x^beta (alpha = beta = 3), the items at ranks 2..list_len+1
+    (list_len = 4) of the anchor's g-scores, descending; loss = negative Plackett-Luce log-likelihood of the target's
+    g-scores in that order. Applied to similarities (as the reference does), g is decreasing, so these are the
+    anchor's 2nd..5th LEAST similar items: the reference's behaviour, kept on purpose.
+    `alpha` and `beta` are DarkRank's own, not the config's transfer weight and boosting margin factor.
+    reduction: 'mean' over the queries per direction (the reference's) or 'sum' over the 2n queries."""
+    def __init__(self, cfg=None, alpha: float = 3.0, beta: int = 3, list_len: int = 4, reduction: str = "mean"):
+        super().__init__()
+        if list_len < 1: raise KitError(f"list_len={list_len!r} must be >= 1 (items per ranked list).")
+        reduce_loss(0.0, 1, reduction)
+        self.alpha, self.beta, self.list_len, self.reduction = alpha, beta, list_len, reduction
+    def forward(self, target, anchor):
+        return darkrank_loss(target, anchor, self.alpha, self.beta, self.list_len, self.reduction)
+    def extra_repr(self):
+        return f"alpha={self.alpha}, beta={self.beta}, list_len={self.list_len}, reduction={self.reduction!r}"
+
+# %% ../nbs/02_transfers.ipynb #afe68b03
+def cmpm_loss(sims, image_ids=None, tau: float = 0.1, eps: float = 1e-8, reduction: str = "mean") -> torch.Tensor:
+    "CMPM: KL(softmax(S/tau) || normalised same-image mask) with eps, rows and columns, mean over queries per direction."
+    check_square("sims", sims)
+    s = _scale(tau)
+    S = sims.to(torch.promote_types(sims.dtype, torch.float32))
+    n = S.shape[0]
+    ids = torch.arange(n, device=S.device) if image_ids is None else torch.as_tensor(image_ids, device=S.device)
+    if ids.shape != (n,): raise KitError(f"image_ids has shape {tuple(ids.shape)}; expected one id per pair, ({n},).")
+    same = (ids[:, None] == ids[None, :]).to(S.dtype)
+    p = same / same.sum(1, keepdim=True)
+    def kl(X):
+        q = (s * X).softmax(1)
+        return (q * torch.log(eps + q / (p + eps))).sum()
+    return reduce_loss(kl(S) + kl(S.t()), n, reduction)
+
+class CMPMLoss(nn.Module):
+    r"""Base loss: mean_i sum_j q_ij log(eps + q_ij / (p_ij + eps)) + the same over columns, q = softmax(s S),
+    p = the row-normalised same-image mask (identity when `image_ids` is None), s = 1/tau, eps = 1e-8.
+    reduction: 'mean' (per direction, the reference's) or 'sum'."""
+    def __init__(self, cfg=None, tau: float | None = None, eps: float = 1e-8, reduction: str = "mean"):
+        super().__init__()
+        tau = cfg_value(cfg or {}, "tau") if tau is None else tau
+        _scale(tau); reduce_loss(0.0, 1, reduction)
+        self.tau, self.eps, self.reduction = tau, eps, reduction
+    def forward(self, sims, image_ids=None): return cmpm_loss(sims, image_ids, self.tau, self.eps, self.reduction)
+    def extra_repr(self): return f"tau={self.tau}, eps={self.eps}, reduction={self.reduction!r}"
