@@ -8,7 +8,7 @@ Docs: https://dbl-kit.github.io/dbl-kit/package.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/19_package.ipynb #f1e7bfed
+# %% ../nbs/19_package.ipynb #66844af6
 from .core import KitError, MODELS, TRANSFERS, SCENARIOS
 from .config import make_config, PARAMS
 from .models import build_model

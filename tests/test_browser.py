@@ -118,7 +118,8 @@ SEPARABILITY = """() => {
   const plots = [...document.querySelectorAll('.widget-output .js-plotly-plot')]
     .filter(p => p.layout && p.layout.title && String(p.layout.title.text).startsWith('Triplet separability'));
   if (!plots.length) return null;
-  return {margin: plots[0].layout.meta.margin, title: plots[0].layout.title.text};
+  const sub = plots[0].layout.title.subtitle;
+  return {margin: plots[0].layout.meta.margin, title: plots[0].layout.title.text + ' / ' + (sub ? sub.text : '')};
 }"""
 
 

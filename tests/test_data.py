@@ -38,10 +38,16 @@ def folder(tmp_path):
     ("   ", []),
     ("3 cats (black)", ["3", "cats", "(", "black", ")"]),
     ("Café au lait", ["café", "au", "lait"]),
-    ("a red-and-white bus", ["a", "red", "-", "and", "-", "white", "bus"]),
+    ("a red-and-white bus", ["a", "red-and-white", "bus"]),
+    ("the man's t-shirt isn't blue", ["the", "man", "'s", "t-shirt", "is", "n't", "blue"]),
 ])
 def test_tokenize(text, tokens):
     assert tokenize(text) == tokens
+
+
+def test_regex_tokenizer_of_earlier_vocabularies():
+    "Vocabularies built before the kit used nltk's split record tokenizer='regex' and keep splitting that way."
+    assert tokenize("a red-and-white bus", "regex") == ["a", "red", "-", "and", "-", "white", "bus"]
 
 
 # ---- vocabulary ----------------------------------------------------------------------------------------------
@@ -58,7 +64,7 @@ def test_scan_vocab_round_trip(tmp_path):
     assert vocab.encode(["a", "dog", "barks"]) == [1, 4, 5, 3, 2]
     assert vocab.decode([1, 4, 5, 3, 2, 0, 0]) == ["a", "dog", "<unk>"]
     vocab.save(tmp_path / "again.json")
-    assert json.loads((tmp_path / "again.json").read_text()) == SCAN_JSON
+    assert json.loads((tmp_path / "again.json").read_text()) == {**SCAN_JSON, "tokenizer": "nltk"}   # SCAN's keys + the split used
     assert Vocab.load(tmp_path / "again.json").idx2word == ["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "runs"]
 
 

@@ -112,3 +112,29 @@ def test_bad_parameters_stop_before_work(tmp_path, bad, needle):
     with pytest.raises(KitError, match=needle.replace("(", r"\(")):
         dbl_kit.train(runs_path=str(tmp_path / "runs"), progress=False, **bad)
     assert not (tmp_path / "runs").exists()   # nothing was written
+
+
+def test_reference_recipe_settings(small):
+    "caption_aug is seeded and changes training; momentum_halflife sets and records the momentum; the offline target's lr restarts."
+    a = dbl_kit.train(caption_aug=0.2, seed=1, **small)
+    b = dbl_kit.train(caption_aug=0.2, seed=1, **small)
+    c = dbl_kit.train(seed=1, **small)
+    assert a.metrics == b.metrics and a.metrics != c.metrics
+    m = dbl_kit.train(scenario="momentum", momentum_halflife=0.25, **small)
+    cfg = json.loads((m.run_dir / "config.json").read_text())
+    steps = cfg["total_steps"]
+    assert steps == 1 * -(-768 // 128)
+    assert cfg["momentum_halflife"] == 0.25 and abs(cfg["momentum_halflife_steps"] - 0.25 * steps) < 1e-9
+    assert abs(cfg["momentum_start"] - 0.5 ** (1 / (0.25 * steps))) < 1e-12
+    raw = json.loads((dbl_kit.train(scenario="momentum", momentum=0.99, **small).run_dir / "config.json").read_text())
+    assert abs(raw["momentum_halflife_steps"] - 68.967) < 1e-3 and raw["momentum_start"] == 0.99
+    off = dbl_kit.train(scenario="offline", anchor_epochs=2, lr_decay_epochs=1, **small)
+    hist = read_jsonl(off.run_dir / "history.jsonl")
+    assert [h["lr"] for h in hist if h["stage"] == "anchor"] == [5e-4, 5e-5]   # the anchor's lr decayed...
+    assert [h["lr"] for h in hist if h["branch"] == "target"] == [5e-4]         # ...the target's restarts at lr
+
+
+def test_transfer_without_a_teacher_stops_before_work(tmp_path, small):
+    with pytest.raises(KitError, match="nothing to transfer from"):
+        dbl_kit.train(**{**small, "runs_path": str(tmp_path / "none")}, transfer="dino")
+    assert not (tmp_path / "none").exists()
