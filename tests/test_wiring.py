@@ -76,3 +76,19 @@ def test_online_alpha0_trains_each_branch_as_a_baseline(ctx_factory):
         for k, base in enumerate(alone):
             assert params_equal(online.branch(f"branch{k}").model, base.branch("baseline").model), (direction, k)
         assert not params_equal(online.branch("branch0").model, online.branch("branch1").model)
+
+
+def test_cmpm_base_loss_adds_to_the_triplet(ctx_factory):
+    "base_loss='triplet+cmpm': every branch's base term is the triplet loss plus CMPM with the batch's image ids."
+    from dbl_kit.losses import triplet_loss
+    from dbl_kit.transfers import cmpm_loss
+    ctx = ctx_factory(base_loss="triplet+cmpm", **SMALL)
+    scenario = Baseline(ctx.cfg, ctx.new_model(0))
+    b = batches(ctx, 1)[0]
+    sims = scenario.similarities(b)
+    T = sims["baseline"]
+    got = scenario.losses(sims, b)["baseline"]["base"]
+    want = triplet_loss(T, margin=ctx.cfg.margin) + cmpm_loss(T, b["image_ids"])
+    test_eq(torch.allclose(got, want), True)
+    plain = Baseline(ctx.cfg.replace(base_loss="triplet"), scenario.branch("baseline").model)
+    test_eq(torch.allclose(plain.losses(sims, b)["baseline"]["base"], triplet_loss(T, margin=ctx.cfg.margin)), True)
