@@ -12,6 +12,7 @@ __all__ = []
 from .core import KitError, MODELS, TRANSFERS, SCENARIOS
 from .config import make_config, PARAMS
 from .models import build_model
+from . import interaction   # registers the interaction backbones
 from .losses import triplet_loss, boost_loss, make_transfer
 from .transfers import kd_loss
 from .metrics import retrieval_metrics
