@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 import dbl_kit
 import dbl_kit.interaction   # registers the interaction backbones
-from dbl_kit.config import PARAMS, Param, choice, number
 from dbl_kit.core import MODELS
 from dbl_kit.data import load_split, resolve_dataset
 from dbl_kit.metrics import retrieval_metrics
@@ -21,26 +20,6 @@ from dbl_kit.trainer import train_step
 from fastcore.test import test_close, test_eq
 
 HEADS = ("scan_t2i", "scan_i2t", "ave", "sgr", "saf")
-
-# The configuration parameters of these backbones, as proposed for PARAMS (nbs/15_config.ipynb); the fixture below adds
-# the ones PARAMS does not hold yet, so that `train(model="ave", sim_dim=...)` can be tested before they land.
-NEW_PARAMS = {
-    "sim_dim": Param(256, number(int, 1), "interaction heads ave/sgr/saf: size of a similarity vector"),
-    "lambda_softmax": Param(None, number(float, 0, low_open=True, optional=True),
-                            "interaction heads: inverse temperature of the word-region attention; default: the head's published value (9; scan_i2t 4)"),
-    "agg": Param("avg", choice("avg", "lse"), "SCAN heads: pool word (t2i) or region (i2t) relevances by mean or log-sum-exp"),
-    "lse": Param(None, number(float, 0, low_open=True, optional=True),
-                 "SCAN heads with agg='lse': its temperature; default: the published value (scan_t2i 6, scan_i2t 5)"),
-    "sgr_step": Param(3, number(int, 1), "sgr: graph reasoning steps"),
-    "sim_budget_mb": Param(4096.0, number(float, 0, low_open=True),
-                           "interaction heads: MB of intermediates per similarity block; larger training batches are checkpointed"),
-}
-
-
-@pytest.fixture()
-def interaction_params(monkeypatch):
-    for name, p in NEW_PARAMS.items():
-        if name not in PARAMS: monkeypatch.setitem(PARAMS, name, p)
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +155,10 @@ def test_padding_and_batching_never_change_a_score(name):
         alone = torch.cat([model.similarity(img, TokenSet(words[j:j + 1, :int(LENGTHS[j])], LENGTHS[j:j + 1]))
                            for j in range(len(LENGTHS))], 1)
         model.sim_budget_mb = 2 * 4 * model.pair_floats(R, 9) / 2**20                     # two pairs per block
-        tiny = model.similarity(img, TokenSet(words, LENGTHS))
-    for other in (padded, trimmed, alone, tiny): test_close(other, ref, eps=1e-5)
+        tiny = model.similarity(img, TokenSet(words, LENGTHS))            # blocks in parallel on a CPU with threads
+        model.cpu_parallel_blocks = False
+        serial = model.similarity(img, TokenSet(words, LENGTHS))
+    for other in (padded, trimmed, alone, tiny, serial): test_close(other, ref, eps=1e-5)
 
 
 @pytest.mark.parametrize("name", ["sgr", "saf"])
@@ -206,7 +187,7 @@ def test_bf16_autocast_keeps_the_ranking(name):
     test_close(half_cache, ref, eps=5e-2)
 
 
-def test_registry_config_round_trip(interaction_params):
+def test_registry_config_round_trip():
     regions, tokens, lengths = torch.randn(3, R, 8), torch.randint(1, 10, (3, 5)), torch.tensor([5, 2, 3])
     for name in HEADS:
         assert name in MODELS and MODELS.help(name)
@@ -229,7 +210,7 @@ def test_registry_config_round_trip(interaction_params):
 
 
 @pytest.mark.parametrize("name", HEADS)
-def test_one_training_step(name, ctx_factory, interaction_params, small_shapes):
+def test_one_training_step(name, ctx_factory, small_shapes):
     ctx = ctx_factory(model=name, dataset=small_shapes, embed_size=E, word_dim=8, sim_dim=D, batch_size=16, max_train_captions=64)
     scenario = Baseline(ctx.cfg, ctx.new_model(0))
     model = scenario.branch("baseline").model
@@ -239,7 +220,7 @@ def test_one_training_step(name, ctx_factory, interaction_params, small_shapes):
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_offline_anchor_from_cache_matches_recomputed(ctx_factory, interaction_params, small_shapes):
+def test_offline_anchor_from_cache_matches_recomputed(ctx_factory, small_shapes):
     ctx = ctx_factory(model="ave", dataset=small_shapes, embed_size=E, word_dim=8, sim_dim=D, batch_size=16)
     anchor = ctx.new_model(0)
     cache = encode_split(anchor, ctx.splits["train"], ctx.vocab, ctx.device, 1024)
@@ -250,7 +231,7 @@ def test_offline_anchor_from_cache_matches_recomputed(ctx_factory, interaction_p
     assert torch.isfinite(train_step(cached, batch, ctx, 0, 1)["target"]["total"])
 
 
-def test_train_then_load_reproduces_test_rsum(tmp_path, small_shapes, interaction_params):
+def test_train_then_load_reproduces_test_rsum(tmp_path, small_shapes):
     r = dbl_kit.train(model="ave", dataset=small_shapes, epochs=1, max_train_captions=512, embed_size=32, word_dim=32,
                       sim_dim=16, progress=False, runs_path=str(tmp_path), eval_batch_size=1024)
     reported = json.loads((r.run_dir / "metrics.json").read_text())["branches"][r.target]["rsum"]
