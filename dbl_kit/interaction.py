@@ -18,7 +18,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from .core import KitError, MODELS
-from .models import TokenSet, length_mask, l2norm
+from .models import TokenSet, WordEncoder, length_mask, l2norm
 
 # %% auto #0
 __all__ = ['AGGREGATIONS', 'TokenImageEncoder', 'TokenTextEncoder', 'word_attention', 'masked_aggregate', 'InteractionModel',
@@ -37,27 +37,15 @@ class TokenImageEncoder(nn.Module):
         x = l2norm(self.fc(regions))
         return TokenSet(x, torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device))
 
-class TokenTextEncoder(nn.Module):
-    "Tokens [B, L] + lengths [B] -> `TokenSet` of unit word vectors [B, max(lengths), E] (embedding, bi-GRU averaged)."
+class TokenTextEncoder(WordEncoder):
+    "Tokens [B, L] + lengths [B] -> `TokenSet` of unit word vectors [B, max(lengths), E] (the `vse` word encoder, unpooled)."
     def __init__(self, vocab_size: int, embed_size: int, word_dim: int, dropout: float):
-        super().__init__()
-        self.embed_size = embed_size
-        self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)
-        self.drop = nn.Dropout(dropout)
-        self.gru = nn.GRU(word_dim, embed_size, batch_first=True, bidirectional=True)
-        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
-        with torch.no_grad(): self.embed.weight[0].zero_()
+        super().__init__(vocab_size, embed_size, word_dim, dropout)
+        self.reset_embedding()
 
     def forward(self, tokens, lengths) -> TokenSet:
-        lengths = torch.as_tensor(lengths).long()
-        if len(lengths) and ((lengths < 1).any() or int(lengths.max()) > tokens.shape[1]):
-            raise KitError(f"caption lengths must lie in 1..{tokens.shape[1]} (the padded token width); "
-                           f"got {lengths.min().item()}..{lengths.max().item()}: check the collate function.")
-        x = self.drop(self.embed(tokens))
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True)
-        out = (out[..., : self.embed_size] + out[..., self.embed_size:]) / 2
-        return TokenSet(l2norm(out), lengths.to(out.device))
+        out, lengths = self.words(tokens, lengths)
+        return TokenSet(l2norm(out), lengths)
 
 # %% ../nbs/04_interaction.ipynb #f41de3e4
 _EPS = 1e-8

@@ -18,7 +18,7 @@ from .core import KitError, MODELS
 
 # %% auto #0
 __all__ = ['POOLS', 'TokenSet', 'cat_encodings', 'length_mask', 'l2norm', 'masked_mean', 'sinusoid_positions', 'gpo_pool', 'GPO',
-           'ImageEncoder', 'TextEncoder', 'VSEModel', 'build_model', 'rebuild_model']
+           'ImageEncoder', 'WordEncoder', 'TextEncoder', 'VSEModel', 'build_model', 'rebuild_model']
 
 # %% ../nbs/03_models.ipynb #e71b23d8
 @dataclass
@@ -134,29 +134,41 @@ class ImageEncoder(nn.Module):
         return l2norm(x)
 
 # %% ../nbs/03_models.ipynb #8ea8ce50
-class TextEncoder(nn.Module):
-    "Tokens [B, L] + lengths [B] -> unit vectors [B, E]: embedding, bi-GRU (directions averaged), GPO or mean pooling."
-    def __init__(self, vocab_size: int, embed_size: int = 256, word_dim: int = 300, pool: str = "gpo",
-                 dropout: float = 0.1):
+class WordEncoder(nn.Module):
+    "Word embedding + bi-GRU with the directions averaged: `words(tokens, lengths)` -> per-word features [B, L, E]."
+    def __init__(self, vocab_size: int, embed_size: int = 256, word_dim: int = 300, dropout: float = 0.1):
         super().__init__()
         self.embed_size = embed_size
         self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)
         self.drop = nn.Dropout(dropout)
         self.gru = nn.GRU(word_dim, embed_size, batch_first=True, bidirectional=True)
-        self.pool = GPO() if pool == "gpo" else None
+
+    def reset_embedding(self):
+        "Uniform(-0.1, 0.1) word vectors, `<pad>` zero; subclasses call it last, so the seeded draw order stays fixed."
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
         with torch.no_grad(): self.embed.weight[0].zero_()
 
-    def forward(self, tokens, lengths) -> torch.Tensor:
+    def words(self, tokens, lengths):
+        "`(features [B, max(lengths), E], lengths on the features' device)`; lengths are checked against the padding."
         lengths = torch.as_tensor(lengths).long()
-        if (lengths < 1).any() or int(lengths.max()) > tokens.shape[1]:
+        if len(lengths) and ((lengths < 1).any() or int(lengths.max()) > tokens.shape[1]):
             raise KitError(f"caption lengths must lie in 1..{tokens.shape[1]} (the padded token width); "
                            f"got {lengths.min().item()}..{lengths.max().item()}: check the collate function.")
         x = self.drop(self.embed(tokens))
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True)
-        out = (out[..., : self.embed_size] + out[..., self.embed_size:]) / 2
-        lengths = lengths.to(out.device)
+        return (out[..., : self.embed_size] + out[..., self.embed_size:]) / 2, lengths.to(out.device)
+
+class TextEncoder(WordEncoder):
+    "Tokens [B, L] + lengths [B] -> unit vectors [B, E]: embedding, bi-GRU (directions averaged), GPO or mean pooling."
+    def __init__(self, vocab_size: int, embed_size: int = 256, word_dim: int = 300, pool: str = "gpo",
+                 dropout: float = 0.1):
+        super().__init__(vocab_size, embed_size, word_dim, dropout)
+        self.pool = GPO() if pool == "gpo" else None
+        self.reset_embedding()
+
+    def forward(self, tokens, lengths) -> torch.Tensor:
+        out, lengths = self.words(tokens, lengths)
         out = self.pool(out, lengths) if self.pool is not None else masked_mean(out, lengths)
         return l2norm(out)
 
