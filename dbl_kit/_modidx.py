@@ -516,4 +516,6 @@ d = { 'settings': { 'branch': 'main',
                                    'dbl_kit.transfers.dinopp_loss': ('transfers.html#dinopp_loss', 'dbl_kit/transfers.py'),
                                    'dbl_kit.transfers.kd_loss': ('transfers.html#kd_loss', 'dbl_kit/transfers.py'),
                                    'dbl_kit.transfers.rkd_loss': ('transfers.html#rkd_loss', 'dbl_kit/transfers.py'),
-                                   'dbl_kit.transfers.sp_loss': ('transfers.html#sp_loss', 'dbl_kit/transfers.py')}}}
+                                   'dbl_kit.transfers.sp_loss': ('transfers.html#sp_loss', 'dbl_kit/transfers.py')},
+            'dbl_kit.validate': { 'dbl_kit.validate.check_scenario_params': ('validate.html#check_scenario_params', 'dbl_kit/validate.py'),
+                                  'dbl_kit.validate.validate_run': ('validate.html#validate_run', 'dbl_kit/validate.py')}}}

@@ -22,6 +22,7 @@ from .models import build_model
 from .metrics import retrieval_metrics, coco_1k_metrics
 from .rundir import RunDir, default_run_name, checkpoint_path, load_model
 from .scenarios import Stage, encode_split
+from .validate import validate_run
 
 # %% auto #0
 __all__ = ['prepare_data', 'prepare_vocab', 'RunContext', 'evaluate', 'train_step', 'fit', 'TrainResult', 'train', 'finish_run']
@@ -148,13 +149,7 @@ def train(**params) -> TrainResult:
     "Train and evaluate per `params` (see `dbl_kit.config.PARAMS`); returns a `TrainResult`."
     cfg = make_config(**params)
     scenario = SCENARIOS[cfg.scenario]
-    if "transfer" in params and not scenario.uses_transfer:
-        raise KitError(f"transfer={cfg.transfer!r} is given but scenario={cfg.scenario!r} trains one branch alone, with "
-                       f"nothing to transfer from; drop transfer or use scenario 'offline', 'online' or 'momentum'.")
-    if cfg.anchor_ckpt and not scenario.uses_anchor_ckpt:
-        users = [n for n in SCENARIOS if SCENARIOS[n].uses_anchor_ckpt]
-        raise KitError(f"anchor_ckpt={cfg.anchor_ckpt!r} is given but scenario={cfg.scenario!r} has no pre-trained anchor; "
-                       f"drop anchor_ckpt or use scenario {' or '.join(map(repr, users))}.")
+    notes = validate_run(cfg, params)   # every input checked before anything is created
     device = resolve_device(cfg.device)
     folder, splits = prepare_data(cfg)
     anchor_dir = checkpoint_path(cfg.anchor_ckpt).parent if cfg.anchor_ckpt else None
@@ -165,7 +160,7 @@ def train(**params) -> TrainResult:
     run.save_vocab(vocab)
     names, target, anchor = scenario.layout(cfg)
     run.write_config({**cfg, "branches": names, "target": target, "anchor": anchor, "dataset_folder": str(folder),
-                      "device_used": str(device), "threads_used": torch.get_num_threads(), "kit_version": dbl_kit.__version__})
+                      "device_used": str(device), "threads_used": torch.get_num_threads(), "kit_version": dbl_kit.__version__, "notes": notes})
     ctx = RunContext(cfg, device, splits, vocab, run, Path(folder))
     run.write_config({**run.config, **scenario.run_info(ctx)})
     t0 = time.time()
