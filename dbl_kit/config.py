@@ -119,6 +119,8 @@ PARAMS: dict[str, Param] = {
     "amp":              Param("auto", choice("auto", True, False), "bf16 autocast: 'auto' turns it on for CUDA"),
     "eval_batch_size":  Param(512, number(int, 1), "images or captions per encoding batch in evaluation"),
     "progress":         Param(True, flag, "show tqdm progress bars"),
+    "checkpoint_every": Param(None, number(int, 0, optional=True), "save the training state (for resume) every N steps besides every epoch end; 0: epoch ends only; default: about every 5 minutes of training"),
+    "resume":           Param(None, text(), "a run directory to continue from its last saved training state; its other parameters come from its config.json"),
     # Deep Boosting Learning
     "scenario":         Param("baseline", registered(SCENARIOS), listing(SCENARIOS, "how the branches relate")),
     "transfer":         Param("rel_max", registered(TRANSFERS), listing(TRANSFERS, "what the target learns from the anchor")),

@@ -6,19 +6,22 @@ Docs: https://dbl-kit.github.io/dbl-kit/rundir.html.md"""
 
 # %% ../nbs/12_rundir.ipynb #5cdd428c
 from __future__ import annotations
+import hashlib, json, os
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .core import KitError, atomic_path, save_json, load_json, save_npy, append_jsonl, read_jsonl
+from .core import KitError, atomic_path, save_json, load_json, save_npy, read_jsonl, _to_jsonable
 from .data import Vocab, resolve_dataset, load_split
 from .models import rebuild_model
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'default_run_name', 'RunDir', 'open_run', 'checkpoint_path', 'load_model']
+__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'default_run_name', 'RunDir', 'open_run', 'file_digest', 'check_file', 'load_tensors',
+           'checkpoint_path', 'load_model']
 
 # %% ../nbs/12_rundir.ipynb #b6338baa
 FORMAT_VERSION = 2
@@ -114,18 +117,67 @@ class RunDir:
     def vocab(self) -> Vocab: return Vocab.load(self.file("vocab.json"))
 
     # -- history -----------------------------------------------------------------------------------------
-    def append_history(self, record: dict): append_jsonl(self.file("history.jsonl"), record)
+    def append_history(self, record: dict):
+        "Add one line to `history.jsonl`, rewriting the file atomically (a kill never leaves a torn line; it is small)."
+        f = self.file("history.jsonl")
+        before = f.read_text(encoding="utf-8") if f.is_file() else ""
+        with atomic_path(f) as tmp: tmp.write_text(before + json.dumps(record, default=_to_jsonable) + "\n", encoding="utf-8")
     def history(self) -> list[dict]:
         "The dev evaluations so far (empty before the first one)."
         f = self.file("history.jsonl")
         return read_jsonl(f) if f.is_file() else []
+    def truncate_history(self, n: int):
+        "Keep the first `n` history lines (a resumed run rewrites the lines written after its saved state)."
+        f = self.file("history.jsonl")
+        if not f.is_file(): return
+        keep = self.history()[:n]
+        with atomic_path(f) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+
+    # -- training state (resume) -----------------------------------------------------------------------------
+    def state_files(self) -> list[Path]:
+        "The JSON files of the saved training states, newest first."
+        return sorted((self.path / "state").glob("state-*.json"), reverse=True)
+
+    def save_state(self, tensors: dict, meta: dict, keep: int = 2) -> Path:
+        "Write a training state (`tensors` as safetensors, `meta` as JSON, the JSON last); keep the `keep` newest."
+        files = self.state_files()
+        number = int(files[0].stem.split("-")[1]) + 1 if files else 1
+        f = self.path / "state" / f"state-{number:06d}.safetensors"
+        with atomic_path(f) as tmp:
+            save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, str(tmp))
+            digest = file_digest(tmp)
+        save_json(f.with_suffix(".json"), {**meta, "file": digest})   # the JSON marks the state complete
+        for old in self.state_files()[keep:]:
+            old.with_suffix(".safetensors").unlink(missing_ok=True); old.unlink(missing_ok=True)
+        return f
+
+    def load_state(self) -> tuple[dict, dict, list[str]]:
+        """`(tensors, meta, problems)` of the newest intact training state; `problems` names every newer state that was
+        damaged and skipped. `({}, {}, problems)` when there is none."""
+        problems = []
+        for f in self.state_files():
+            try:
+                meta = load_json(f)
+                tensors = load_tensors(f.with_suffix(".safetensors"), meta.get("file") or {"bytes": -1, "sha256": ""},
+                                       "the previous state is used instead")
+                return tensors, meta, problems
+            except KitError as e: problems.append(str(e))
+        return {}, {}, problems
+
+    def remove_partial_files(self) -> list[str]:
+        "Remove the hidden temporary files of writes that a killed process left behind; their names."
+        found = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        for p in found: p.unlink(missing_ok=True)
+        return [p.name for p in found]
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def save_checkpoint(self, branch, model, **meta):
         "Write `<branch>.safetensors` (weights) and `<branch>.json` (model config + `meta`), atomically."
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        with atomic_path(self.checkpoint_file(branch)) as tmp: save_file(state, str(tmp))
-        save_json(self.file(f"{branch}.json"), {"branch": branch, "model": model.config, **meta})
+        with atomic_path(self.checkpoint_file(branch)) as tmp:
+            save_file(state, str(tmp)); digest = file_digest(tmp)
+        save_json(self.file(f"{branch}.json"), {"branch": branch, "model": model.config, **meta, "file": digest})
 
     def load_model(self, branch=None, device="cpu"):
         "`(model in eval mode, checkpoint info)` of a branch's best checkpoint (default: the target)."
@@ -165,8 +217,9 @@ class RunDir:
         epochs = self.config.get("epochs")
         if not hist: return "not finished: no evaluation yet (training, or stopped before the first epoch ended)"
         last = hist[-1]
+        resume = f"; resume it with resume='{self.path}'" if self.state_files() else ""
         return (f"not finished: last evaluation {last.get('stage')} epoch {last.get('epoch')} of {epochs} "
-                f"(training, or stopped); no test metrics yet")
+                f"(training, or stopped); no test metrics yet{resume}")
 
     # -- readers for explorers -----------------------------------------------------------------------------
     def _npy(self, f: Path, what):
@@ -225,6 +278,31 @@ def open_run(run_dir) -> RunDir:
     "Open a run directory (a `RunDir` is returned as is)."
     return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
 
+# %% ../nbs/12_rundir.ipynb #3d76122f
+def file_digest(path) -> dict:
+    "`{'bytes': size, 'sha256': hex digest}` of a file."
+    with open(path, "rb") as f: digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return {"bytes": os.path.getsize(path), "sha256": digest}
+
+def check_file(path, expected: dict | None, fix: str):
+    "Raise a `KitError` if `path` is missing or differs from its recorded digest (`expected`; None: nothing recorded)."
+    path = Path(path)
+    if not path.is_file(): raise KitError(f"{path} is missing; {fix}.")
+    if not expected: return
+    size = os.path.getsize(path)
+    if size != expected["bytes"]:
+        raise KitError(f"{path} is {'truncated' if size < expected['bytes'] else 'longer than written'}: {size} bytes, "
+                       f"its JSON records {expected['bytes']}; {fix}.")
+    if file_digest(path)["sha256"] != expected["sha256"]:
+        raise KitError(f"{path} was altered: its sha256 differs from the one its JSON records; {fix}.")
+
+def load_tensors(path, expected: dict | None, fix: str) -> dict:
+    "The tensors of a `.safetensors` file, after `check_file`; a damaged file gets a `KitError` naming it."
+    check_file(path, expected, fix)
+    try: return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise KitError(f"{path} is not a readable safetensors file ({e}); {fix}.") from None
+
 # %% ../nbs/12_rundir.ipynb #9f622748
 def checkpoint_path(source, branch=None) -> Path:
     "The `.safetensors` file named by a run directory (+ branch, default: its target) or by a file path."
@@ -243,6 +321,7 @@ def load_model(source, branch=None, device="cpu"):
     "Rebuild a model from a checkpoint; returns `(model in eval mode, checkpoint info dict)`."
     p = checkpoint_path(source, branch)
     info = load_json(p.with_suffix(".json"))
+    tensors = load_tensors(p, info.get("file"), "train the run again, or point to another checkpoint")
     model = rebuild_model(info["model"])
-    model.load_state_dict(load_file(str(p)))
+    model.load_state_dict(tensors)
     return model.to(device).eval(), info

@@ -6,18 +6,20 @@ Docs: https://dbl-kit.github.io/dbl-kit/trainer.html.md"""
 
 # %% ../nbs/06_trainer.ipynb #d07d9cdc
 from __future__ import annotations
-import math, time
+import math, random, time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 import dbl_kit
 from .core import KitError, SCENARIOS, SPLITS, seed_everything, resolve_device, use_amp
-from .config import make_config
-from .data import resolve_dataset, check_precomp, load_split, Vocab, CaptionDataset, make_loader
+from .config import PARAMS, make_config
+from .data import resolve_dataset, check_precomp, load_split, Vocab, CaptionDataset, collate_pairs
 from .models import build_model
 from .metrics import retrieval_metrics, coco_1k_metrics
 from .rundir import RunDir, default_run_name, checkpoint_path, load_model
@@ -25,7 +27,8 @@ from .scenarios import Stage, encode_split
 from .validate import validate_run
 
 # %% auto #0
-__all__ = ['prepare_data', 'prepare_vocab', 'RunContext', 'evaluate', 'train_step', 'fit', 'TrainResult', 'train', 'finish_run']
+__all__ = ['RESUME_RUNTIME', 'prepare_data', 'prepare_vocab', 'EpochBatches', 'RunContext', 'evaluate', 'train_step', 'fit',
+           'save_state', 'restore_state', 'TrainResult', 'train', 'run_stages', 'resume', 'finish_run']
 
 # %% ../nbs/06_trainer.ipynb #98f750f2
 def prepare_data(cfg):
@@ -40,6 +43,24 @@ def prepare_vocab(cfg, train_split, anchor_dir=None):
     if anchor_dir is not None and (Path(anchor_dir) / "vocab.json").exists(): return Vocab.load(Path(anchor_dir) / "vocab.json")
     return Vocab.build(train_split.captions, min_count=cfg.vocab_min_count)
 
+# %% ../nbs/06_trainer.ipynb #de2fbd2f
+class EpochBatches(Sampler):
+    "Shuffled batches of `range(n)`, one permutation per epoch from a generator seeded with `seed`; resumable mid-epoch."
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size = int(n), int(batch_size)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.epoch_start, self.skip = self.generator.get_state(), 0
+    def __len__(self): return math.ceil(self.n / self.batch_size)
+    def __iter__(self):
+        self.epoch_start = self.generator.get_state()
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)   # the worker seed a shuffling DataLoader draws
+        order = torch.randperm(self.n, generator=self.generator).tolist()
+        skip, self.skip = self.skip, 0
+        for start in range((skip * self.batch_size), self.n, self.batch_size): yield order[start:start + self.batch_size]
+    def restore(self, epoch_start: torch.Tensor, skip: int):
+        "Make the next epoch the one that started in state `epoch_start`, from its batch `skip`."
+        self.generator.set_state(epoch_start.clone()); self.skip = int(skip)
+
 # %% ../nbs/06_trainer.ipynb #045b3edf
 @dataclass
 class RunContext:
@@ -51,6 +72,17 @@ class RunContext:
     run: RunDir
     folder: Path
     best: dict = field(default_factory=dict)
+    history_lines: int = 0              # history.jsonl lines written so far (a training state records it)
+    seconds_before: float = 0.0         # training time of the processes before this one (a resumed run)
+    started: float = field(default_factory=time.time)
+    last_state: float = field(default_factory=time.time)
+
+    def train_seconds(self) -> float: return round(self.seconds_before + time.time() - self.started, 1)
+
+    def state_due(self, skip: int) -> bool:
+        "Whether to save a training state after batch `skip` of an epoch: every `checkpoint_every` batches, else every 5 min."
+        every = self.cfg.checkpoint_every
+        return skip % every == 0 if every else every is None and time.time() - self.last_state > 300
 
     @property
     def amp(self) -> bool: return use_amp(self.cfg.amp, self.device)
@@ -63,10 +95,12 @@ class RunContext:
         return build_model(self.cfg, len(self.vocab), self.feat_dim).to(self.device)
 
     def loader(self, seed: int):
-        "The training loader, shuffled (and its captions augmented, with `caption_aug`) by `seed`."
+        "The training loader, shuffled (and its captions augmented, with `caption_aug`) by `seed`; resumable mid-epoch."
         ds = CaptionDataset(self.splits["train"], self.vocab, max_captions=self.cfg.max_train_captions,
                             augment=self.cfg.caption_aug, seed=seed)
-        return make_loader(ds, self.cfg.batch_size, shuffle=True, seed=seed, workers=self.cfg.workers)
+        return DataLoader(ds, batch_sampler=EpochBatches(len(ds), self.cfg.batch_size, seed), collate_fn=collate_pairs,
+                          num_workers=self.cfg.workers, persistent_workers=self.cfg.workers > 0,
+                          generator=torch.Generator().manual_seed(seed))   # worker seeds only; never the global RNG
 
 # %% ../nbs/06_trainer.ipynb #20423ef8
 @torch.no_grad()
@@ -94,22 +128,33 @@ def train_step(scenario, batch, ctx: RunContext, step, total_steps) -> dict:
     scenario.after_step(step, total_steps)
     return terms
 
-def fit(stage: Stage, ctx: RunContext):
-    "Train one stage; updates `ctx.best` ({branch: best dev rSum}) and writes history lines and checkpoints."
+def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = None):
+    """Train stage number `index`; updates `ctx.best` ({branch: best dev rSum}), writes history lines, checkpoints and
+    training states. `position` (from `restore_state`) continues the stage where a saved state left it."""
     scenario, cfg, epochs = stage.scenario, ctx.cfg, stage.epochs
     loader = ctx.loader(stage.seed)
-    total_steps, step = epochs * len(loader), 0
-    static_done = set()   # frozen branches never change: evaluate them once
-    for epoch in range(1, epochs + 1):
+    batches = loader.batch_sampler
+    total_steps = epochs * len(loader)
+    first_epoch, step, skip, static_done, sums_so_far = 1, 0, 0, set(), {}   # static: frozen, evaluated once
+    if position is not None:
+        first_epoch, step, skip = position["epoch"], position["step"], position["skip"]
+        static_done, sums_so_far = set(position["static_done"]), position["sums"]
+        batches.restore(position["epoch_start"], skip)
+    for epoch in range(first_epoch, epochs + 1):
         loader.dataset.set_epoch(epoch)   # caption augmentation draws per (seed, epoch, caption)
         scenario.train()
         scenario.max_violation = cfg.max_violation and epoch > stage.warmup
-        sums, t0 = defaultdict(lambda: torch.zeros((), device=ctx.device)), time.time()
-        for batch in tqdm(loader, desc=f"{stage.name} epoch {epoch}/{epochs}", disable=not cfg.progress, leave=False):
+        sums, t0 = defaultdict(lambda: torch.zeros((), device=ctx.device), sums_so_far), time.time()
+        for batch in tqdm(loader, desc=f"{stage.name} epoch {epoch}/{epochs}", total=len(loader), initial=skip,
+                          disable=not cfg.progress, leave=False):
             terms = train_step(scenario, batch, ctx, step, total_steps)
-            step += 1
+            step, skip = step + 1, skip + 1
             for name, t in terms.items():   # summed on the device: no host sync per step
                 for k, v in t.items(): sums[(name, k)] += v.detach().float()
+            if skip < len(loader) and ctx.state_due(skip):
+                save_state(ctx, index, stage, dict(epoch=epoch, skip=skip, step=step, epoch_start=batches.epoch_start,
+                                                   sums=sums, static_done=static_done))
+        skip, sums_so_far = 0, {}
         lrs = {b.name: b.optimizer.param_groups[0]["lr"] for b in scenario.learning}
         for b in scenario.learning: b.scheduler.step()
         seconds, rsums = time.time() - t0, {}
@@ -122,14 +167,65 @@ def fit(stage: Stage, ctx: RunContext):
             m, *_ = evaluate(b.model, ctx.splits["dev"], ctx)
             ctx.run.append_history({"epoch": epoch, "step": step, "stage": stage.name, "branch": b.name, "split": "dev",
                                     **m, "loss": loss_terms, "lr": lrs.get(b.name), "seconds": round(seconds, 3)})
+            ctx.history_lines += 1
             rsums[b.name] = m["rsum"]
             if m["rsum"] > ctx.best.get(b.name, -1.0):
                 ctx.best[b.name] = m["rsum"]
                 ctx.run.save_checkpoint(b.name, b.model, epoch=epoch, stage=stage.name, dev_rsum=m["rsum"], vocab_size=len(ctx.vocab))
             if b.static: static_done.add(b.name)
+        save_state(ctx, index, stage, dict(epoch=epoch + 1, skip=0, step=step, epoch_start=batches.generator.get_state(),
+                                           sums={}, static_done=static_done))
         if cfg.progress:
             tqdm.write(f"{stage.name} epoch {epoch}/{epochs} ({seconds:.0f}s) dev rSum: " +
                        ", ".join(f"{n} {r:.1f}" for n, r in rsums.items()))
+
+# %% ../nbs/06_trainer.ipynb #2ca898db
+def save_state(ctx: RunContext, index: int, stage: Stage, position: dict):
+    "Write the training state of stage number `index` at `position` (epoch, skip, step, epoch_start, sums, static_done)."
+    scenario = stage.scenario
+    np_state = np.random.get_state()
+    tensors = {"rng/torch": torch.get_rng_state(), "loader/epoch_start": position["epoch_start"],
+               "rng/numpy": torch.from_numpy(np_state[1].astype(np.int64))}
+    if torch.cuda.is_available():
+        for i, st in enumerate(torch.cuda.get_rng_state_all()): tensors[f"rng/cuda{i}"] = st
+    tensors.update({f"sums/{name}/{k}": v for (name, k), v in position["sums"].items()})
+    meta = {"stage_index": index, "stage": stage.name, "epoch": position["epoch"], "skip": position["skip"],
+            "step": position["step"], "static_done": sorted(position["static_done"]), "best": ctx.best,
+            "history_lines": ctx.history_lines, "train_seconds": ctx.train_seconds(),
+            "rng_python": random.getstate(), "rng_numpy": [np_state[0], *np_state[2:]], "optimizers": {}, "schedulers": {}}
+    for b in scenario.branches:
+        tensors.update({f"model/{b.name}/{k}": v for k, v in b.model.state_dict().items()})
+        if b.learns:
+            opt = b.optimizer.state_dict()
+            for i, st in opt["state"].items():
+                tensors.update({f"optim/{b.name}/{i}/{k}": torch.as_tensor(v) for k, v in st.items()})
+            meta["optimizers"][b.name] = opt["param_groups"]
+            meta["schedulers"][b.name] = b.scheduler.state_dict()
+    ctx.run.save_state(tensors, meta)
+    ctx.last_state = time.time()
+
+def restore_state(ctx: RunContext, stage: Stage, tensors: dict, meta: dict) -> dict:
+    "Load a saved training state into `stage` (built afresh) and the generators; the position for `fit`."
+    def part(prefix): return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    for b in stage.scenario.branches:
+        b.model.load_state_dict(part(f"model/{b.name}/"))
+        if b.learns:
+            state = defaultdict(dict)
+            for k, v in part(f"optim/{b.name}/").items():
+                i, name = k.split("/", 1); state[int(i)][name] = v
+            b.optimizer.load_state_dict({"state": dict(state), "param_groups": meta["optimizers"][b.name]})
+            b.scheduler.load_state_dict(meta["schedulers"][b.name])
+    torch.set_rng_state(tensors["rng/torch"])
+    if torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda")] or torch.cuda.get_rng_state_all())
+    version, internal, gauss = meta["rng_python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, pos, has_gauss, cached = meta["rng_numpy"]
+    np.random.set_state((name, tensors["rng/numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    ctx.best = dict(meta["best"])
+    sums = {tuple(k.split("/", 1)): v.to(ctx.device) for k, v in part("sums/").items()}
+    return {"epoch": meta["epoch"], "skip": meta["skip"], "step": meta["step"], "static_done": meta["static_done"],
+            "sums": sums, "epoch_start": tensors["loader/epoch_start"]}
 
 # %% ../nbs/06_trainer.ipynb #eaa76f17
 @dataclass
@@ -146,8 +242,9 @@ class TrainResult:
     def history(self): return RunDir(self.run_dir).history()
 
 def train(**params) -> TrainResult:
-    "Train and evaluate per `params` (see `dbl_kit.config.PARAMS`); returns a `TrainResult`."
+    "Train and evaluate per `params` (see `dbl_kit.config.PARAMS`); returns a `TrainResult`. `resume=RUN_DIR` continues a run."
     cfg = make_config(**params)
+    if cfg.resume: return resume(**params)
     scenario = SCENARIOS[cfg.scenario]
     notes = validate_run(cfg, params)   # every input checked before anything is created
     device = resolve_device(cfg.device)
@@ -159,13 +256,54 @@ def train(**params) -> TrainResult:
     run = RunDir.create(cfg.runs_path, cfg.run_name or default_run_name(cfg, folder))
     run.save_vocab(vocab)
     names, target, anchor = scenario.layout(cfg)
-    run.write_config({**cfg, "branches": names, "target": target, "anchor": anchor, "dataset_folder": str(folder),
-                      "device_used": str(device), "threads_used": torch.get_num_threads(), "kit_version": dbl_kit.__version__, "notes": notes})
     ctx = RunContext(cfg, device, splits, vocab, run, Path(folder))
-    run.write_config({**run.config, **scenario.run_info(ctx)})
-    t0 = time.time()
-    for stage in scenario.stages(ctx): fit(stage, ctx)
-    return finish_run(ctx, time.time() - t0)
+    run.write_config({**cfg, "branches": names, "target": target, "anchor": anchor, "dataset_folder": str(folder),
+                      "device_used": str(device), "threads_used": torch.get_num_threads(), "kit_version": dbl_kit.__version__,
+                      "notes": notes, **scenario.run_info(ctx)})
+    return run_stages(ctx)
+
+def run_stages(ctx: RunContext, tensors: dict | None = None, meta: dict | None = None) -> TrainResult:
+    "Train every stage the scenario yields (after a saved state: from where it stopped), then `finish_run`."
+    for index, stage in enumerate(SCENARIOS[ctx.cfg.scenario].stages(ctx)):
+        if meta and index < meta["stage_index"]: continue          # finished before the state was saved
+        position = restore_state(ctx, stage, tensors, meta) if meta and index == meta["stage_index"] else None
+        fit(stage, ctx, index, position)
+    return finish_run(ctx, ctx.train_seconds())
+
+# Parameters that may differ when a run is resumed: where and how fast it runs, not what it computes.
+RESUME_RUNTIME = ("device", "threads", "workers", "progress", "checkpoint_every")
+
+def resume(**params) -> TrainResult:
+    "Continue the run `params['resume']` from its newest intact training state (or return it, if it finished)."
+    run = RunDir(params["resume"])
+    saved = {k: v for k, v in run.config.items() if k in PARAMS and k != "resume"}
+    changed = [f"{k}={v!r} (the run has {saved.get(k)!r})" for k, v in params.items()
+               if k not in RESUME_RUNTIME and k != "resume" and v != saved.get(k)]
+    if changed:
+        raise KitError(f"resume={str(run.path)!r} continues a run with its own parameters, but {', '.join(changed)} "
+                       f"differ; drop them (only {', '.join(RESUME_RUNTIME)} may change), or start a new run.")
+    if run.finished:
+        m = run.metrics
+        tqdm.write(f"{run.path} already finished; nothing to resume.")
+        return TrainResult(run.path, m["target"], m.get("anchor"), m["branches"][m["target"]], m["branches"])
+    cfg = make_config(**{**saved, **{k: params[k] for k in RESUME_RUNTIME if k in params}})
+    validate_run(cfg, {})
+    device = resolve_device(cfg.device)
+    folder, splits = prepare_data(cfg)
+    if cfg.threads: torch.set_num_threads(cfg.threads)
+    removed = run.remove_partial_files()
+    tensors, meta, problems = run.load_state()
+    for problem in problems: tqdm.write(f"resume: skipped a damaged state: {problem}")
+    ctx = RunContext(cfg, device, splits, run.vocab(), run, Path(folder),
+                     history_lines=meta.get("history_lines", 0), seconds_before=meta.get("train_seconds", 0.0))
+    run.truncate_history(ctx.history_lines)       # lines written after the state are written again
+    if not meta: seed_everything(cfg.seed)          # stopped before its first state: start over, in place
+    where = (f"stage {meta['stage']!r}, epoch {meta['epoch']}, batch {meta['skip']}" if meta else "the start")
+    run.write_config({**run.config, "resumes": run.config.get("resumes", []) + [
+        {"from": where, "damaged_states_skipped": problems, "partial_files_removed": removed,
+         "device_used": str(device), "threads_used": torch.get_num_threads()}]})
+    if cfg.progress: tqdm.write(f"resume: {run.path} from {where}")
+    return run_stages(ctx, tensors, meta)
 
 # %% ../nbs/06_trainer.ipynb #a00eee07
 def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
@@ -185,10 +323,14 @@ def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
         if testall is not None:
             _, sims, _, _ = evaluate(model, testall, ctx)
             extra["coco_5k"][name] = retrieval_metrics(sims, testall.captions_per_image)
-            extra["coco_1k"][name] = coco_1k_metrics(sims, testall.captions_per_image)
+            if testall.n_images % 1000 == 0:   # the 1K protocol averages five folds of 1000 images
+                extra["coco_1k"][name] = coco_1k_metrics(sims, testall.captions_per_image)
+    notes = ([f"testall has {testall.n_images} images, not a multiple of 1000: 5K metrics only, no 1K folds"]
+             if testall is not None and testall.n_images % 1000 else [])
     target = run.config["target"]
     run.write_metrics({"target": target, "anchor": run.config["anchor"], "dataset": cfg.dataset, "split": "test",
-                       "branches": test_metrics, "best_dev": dev_metrics, **extra, "train_seconds": round(train_seconds, 1)})
+                       "branches": test_metrics, "best_dev": dev_metrics, **extra, "train_seconds": round(train_seconds, 1),
+                       **({"notes": notes} if notes else {})})
     if cfg.progress:
         m = test_metrics[target]
         tqdm.write(f"test ({target}): i2t R@1/5/10 {m['i2t_r1']:.1f}/{m['i2t_r5']:.1f}/{m['i2t_r10']:.1f}  "

@@ -1,0 +1,96 @@
+"""Exact resume: a run killed with SIGKILL at any moment and resumed ends with the metrics of a run never interrupted."""
+import json, random, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+import dbl_kit
+from dbl_kit.core import KitError
+from dbl_kit.rundir import RunDir, file_digest
+
+RUNNER = Path(__file__).with_name("kill_runner.py")
+# Two stages (anchor, then target), 5 batches per epoch, a training state every 2 steps and at every epoch end.
+PARAMS = dict(scenario="offline", epochs=2, anchor_epochs=2, max_train_captions=640, embed_size=32, word_dim=32,
+              threads=1, progress=False, checkpoint_every=2, eval_batch_size=256)
+STEPS, WRITES = 20, 48          # what kill_runner counts for PARAMS (checked below)
+# Kill points: after a training step, or in the middle of the N-th file write; fixed ones (first state write, a
+# best checkpoint, finish_run's writes) and random ones drawn once from a seeded generator.
+_rng = random.Random(12)
+POINTS = ([("write", 3), ("write", 8), ("write", WRITES - 1), ("step", 7)]
+          + [("step", n) for n in _rng.sample(range(1, STEPS), 2)] + [("write", n) for n in _rng.sample(range(9, WRITES - 2), 2)])
+
+def _final(run_dir):
+    "What must not depend on interruptions: metrics.json without times, history without times, the saved matrices."
+    m = json.loads((run_dir / "metrics.json").read_text()); m.pop("train_seconds")
+    hist = [{k: v for k, v in r.items() if k != "seconds"} for r in RunDir(run_dir).history()]
+    sims = {p.name: np.load(p) for p in sorted(run_dir.glob("sims_*.npy"))}
+    return m, hist, sims
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    res = dbl_kit.train(runs_path=str(tmp_path_factory.mktemp("ref")), run_name="ref", **PARAMS)
+    return _final(res.run_dir)
+
+def _kill(point, n, runs):
+    params = {**PARAMS, "runs_path": str(runs), "run_name": "run"}
+    r = subprocess.run([sys.executable, str(RUNNER), point, str(n), json.dumps(params)], capture_output=True, text=True, timeout=300)
+    return r, runs / "run"
+
+def _assert_no_partial_file(run_dir: Path):
+    "Every file under its real name is whole: JSON parses, safetensors match the digest their JSON records, .npy loads."
+    for p in run_dir.rglob("*"):
+        if not p.is_file() or p.name.startswith("."): continue     # hidden .<name>.*.tmp: a write that never finished
+        if p.suffix == ".json": json.loads(p.read_text())
+        elif p.suffix == ".jsonl": [json.loads(line) for line in p.read_text().splitlines()]
+        elif p.suffix == ".npy": np.load(p)
+        elif p.suffix == ".safetensors":
+            meta = json.loads(p.with_suffix(".json").read_text())
+            assert file_digest(p) == meta["file"], p
+            load_file(str(p))
+
+def test_runner_counts(tmp_path):
+    r, _ = _kill("none", 0, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {"step": STEPS, "write": WRITES}
+
+@pytest.mark.parametrize("point,n", POINTS, ids=[f"{p}{n}" for p, n in POINTS])
+def test_sigkill_then_resume_equals_uninterrupted(point, n, tmp_path, reference):
+    r, run_dir = _kill(point, n, tmp_path)
+    assert r.returncode == -9, f"the runner was not killed at {point} {n}: {r.returncode} {r.stderr[-500:]}"
+    assert not (run_dir / "metrics.json").exists()
+    _assert_no_partial_file(run_dir)
+    run = RunDir(run_dir)
+    tensors, meta, problems = run.load_state()
+    assert problems == []
+    if run.state_files(): assert meta and tensors     # the newest state loads
+    res = dbl_kit.train(resume=str(run_dir))
+    assert not list(run_dir.rglob(".*.tmp")), "resume removes what the killed write left"
+    m, hist, sims = _final(res.run_dir)
+    ref_m, ref_hist, ref_sims = reference
+    assert m == ref_m
+    assert hist == ref_hist
+    assert sims.keys() == ref_sims.keys() and all(np.array_equal(sims[k], ref_sims[k]) for k in sims)
+
+def test_truncated_state_falls_back_to_the_previous_one(tmp_path, reference):
+    r, run_dir = _kill("step", 13, tmp_path)      # target stage, mid-epoch: several states on disk
+    assert r.returncode == -9
+    run = RunDir(run_dir)
+    newest = run.state_files()[0].with_suffix(".safetensors")
+    newest.write_bytes(newest.read_bytes()[:1000])
+    _, meta, problems = run.load_state()
+    assert len(problems) == 1 and newest.name in problems[0] and "truncated" in problems[0]
+    res = dbl_kit.train(resume=str(run_dir))
+    assert newest.name in RunDir(run_dir).config["resumes"][0]["damaged_states_skipped"][0]
+    m, hist, sims = _final(res.run_dir)
+    assert (m, hist) == reference[:2]
+
+def test_resume_refuses_changed_parameters_and_returns_a_finished_run(tmp_path):
+    res = dbl_kit.train(runs_path=str(tmp_path), run_name="done", **{**PARAMS, "scenario": "baseline", "epochs": 1})
+    with pytest.raises(KitError, match=r"lr=0.1 \(the run has 0.0005\).*drop them"):
+        dbl_kit.train(resume=str(res.run_dir), lr=0.1)
+    again = dbl_kit.train(resume=str(res.run_dir), progress=True)       # finished: nothing to do, same result
+    assert again.metrics == res.metrics
+    with pytest.raises(KitError, match="does not exist"):
+        dbl_kit.train(resume=str(tmp_path / "nope"))
