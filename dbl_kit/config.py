@@ -136,6 +136,7 @@ PARAMS: dict[str, Param] = {
     "anchor_epochs":    Param(None, number(int, 1, optional=True), "offline: anchor training epochs; default: epochs"),
     "anchor_ckpt":      Param(None, text(), "offline: a run directory or .safetensors checkpoint to use as the anchor"),
     "init_from_anchor": Param(True, flag, "offline: start the target from the anchor's weights"),
+    "anchor_cache_mb":  Param(8192.0, number(float, 0), "offline: cache the frozen anchor's encodings of the training split when they fit in this many MB (float32; bf16 with amp), else the anchor encodes each batch without gradients; 0: never cache"),
 }
 ENV_VARS = {"data_path": "DBL_DATA_PATH", "runs_path": "DBL_RUNS_PATH", "device": "DBL_DEVICE"}
 SETTINGS_DEFAULTS = {"data_path": "data", "runs_path": "runs", "device": "auto"}

@@ -19,6 +19,9 @@ __all__ = ['SPLITS', 'MODELS', 'TRANSFERS', 'SCENARIOS', 'KitError', 'check_choi
 # %% ../nbs/16_core.ipynb #a4a65eef
 class KitError(Exception):
     "An error the user can fix: the message says what is wrong, where, and how to fix it."
+    def _render_traceback_(self) -> list[str]:
+        "What IPython (a notebook, papermill) shows instead of a traceback: `KitError: <the sentence>`."
+        return f"{type(self).__name__}: {self}".splitlines()
 
 def check_choice(name, value, options):
     "`value` if it is one of `options`, else a `KitError` that lists them."
@@ -107,10 +110,15 @@ def save_json(path, obj):
     return Path(path)
 
 def load_json(path):
-    "Read a JSON file, with a clear error when it is missing or broken."
+    "Read a JSON file (UTF-8, a byte-order mark allowed), with a clear error when it is missing, unreadable or broken."
     path = Path(path)
     if not path.exists(): raise KitError(f"{path} does not exist; check the path.")
-    try: return json.loads(path.read_text(encoding="utf-8"))
+    if path.is_dir(): raise KitError(f"{path} is a folder, not a JSON file; pass the path of the .json file itself.")
+    try: text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise KitError(f"{path} is not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}); re-save it as UTF-8.") from None
+    except OSError as e: raise KitError(f"{path} cannot be read ({e.strerror}); check its permissions.") from None
+    try: return json.loads(text)
     except json.JSONDecodeError as e: raise KitError(f"{path} is not valid JSON ({e}); delete or repair it.") from None
 
 def save_npy(path, array):
@@ -148,11 +156,21 @@ def use_amp(amp, device) -> bool:
     return torch.device(device).type == "cuda" if amp == "auto" else bool(amp)
 
 def resolve_device(device="auto") -> torch.device:
-    "`'auto'` -> cuda if available else cpu; `'cpu'`, `'cuda'`, `'cuda:1'` are checked and returned."
+    "`'auto'` -> cuda if available else cpu; `'cpu'`, `'cuda'`, `'cuda:1'` (and `'mps'`) are checked and returned."
     device = "auto" if device is None else str(device)
     if device == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try: dev = torch.device(device)
     except RuntimeError: raise KitError(f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda[:N]'.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KitError(f"device={device!r} was asked for but this machine has no CUDA GPU; use device='auto' or 'cpu'.")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise KitError(f"device={device!r} was asked for but this machine has no CUDA GPU; use device='auto' or 'cpu'.")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise KitError(f"device={device!r} names GPU {dev.index} but this machine has {n} (cuda:0 .. cuda:{n - 1}); "
+                           "use one of those, or device='cuda'.")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise KitError(f"device={device!r} was asked for but this machine has no Apple GPU (MPS); use device='auto' or 'cpu'.")
+    elif dev.type != "cpu":
+        raise KitError(f"device={device!r} is a torch device the kit does not train on; use 'auto', 'cpu', 'cuda[:N]' or 'mps'.")
     return dev

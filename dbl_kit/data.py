@@ -6,7 +6,7 @@ Docs: https://dbl-kit.github.io/dbl-kit/data.html.md"""
 
 # %% ../nbs/13_data.ipynb #9f87a38c
 from __future__ import annotations
-import contextlib, json, os, re
+import codecs, contextlib, json, os, re
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -21,9 +21,10 @@ from .core import KitError, load_json, save_json
 from .shapes import ensure_shapes, load_scenes
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MIN_BYTES', 'tokenize', 'Vocab', 'resolve_dataset',
-           'scan_cache_file', 'validate_precomp', 'check_precomp', 'PrecompSplit', 'load_split', 'augment_tokens',
-           'CaptionDataset', 'pad_tokens', 'collate_pairs', 'make_loader', 'image_batches', 'caption_batches']
+__all__ = ['TOKENIZERS', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MIN_BYTES', 'ARCHIVES', 'tokenize', 'Vocab',
+           'resolve_dataset', 'scan_cache_file', 'validate_precomp', 'check_precomp', 'PrecompSplit', 'load_split',
+           'augment_tokens', 'CaptionDataset', 'pad_tokens', 'collate_pairs', 'make_loader', 'image_batches',
+           'caption_batches']
 
 # %% ../nbs/13_data.ipynb #f6b78813
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -40,6 +41,10 @@ def tokenize(text: str, kind: str = "nltk") -> list[str]:
     return TOKENIZERS[kind](text)
 
 # %% ../nbs/13_data.ipynb #3e58676f
+def _is_index(i) -> bool:
+    "An integer word index: an int (not a bool), or a string of digits as some hand-made files have."
+    return (isinstance(i, int) and not isinstance(i, bool)) or (isinstance(i, str) and i.isdigit())
+
 class Vocab:
     "Word <-> index mapping; `<pad>` = 0; saved and loaded in SCAN's JSON format."
     SPECIALS = ("<pad>", "<start>", "<end>", "<unk>")
@@ -90,6 +95,11 @@ class Vocab:
         d, path = load_json(path), Path(path)
         if not isinstance(d, dict) or not isinstance(d.get("word2idx"), dict):
             raise KitError(f"{path} is not a vocabulary: it has no 'word2idx' mapping; pass a SCAN-format vocab JSON or leave vocab_path unset to build one.")
+        not_int = [(w, i) for w, i in d["word2idx"].items() if not _is_index(i)]
+        if not_int:
+            w, i = not_int[0]
+            raise KitError(f"{path}: the index of {w!r} in 'word2idx' is {i!r}, not an integer ({len(not_int)} such "
+                           f"word{'s' * (len(not_int) > 1)}); word2idx must map every word to 0..n-1: fix the file or rebuild the vocabulary.")
         by_index = sorted((int(i), w) for w, i in d["word2idx"].items())
         if [i for i, _ in by_index] != list(range(len(by_index))):
             raise KitError(f"{path}: word indices are not 0..{len(by_index) - 1} without gaps; the file is damaged, rebuild the vocabulary.")
@@ -123,8 +133,10 @@ def resolve_dataset(dataset, data_path) -> Path:
 NAN_CHECK_CHUNK_BYTES = 64 * 2**20
 
 def _caption_lines(path) -> list[bytes]:
-    "The lines of a caption file as bytes: split on '\\n' only, '\\r' stripped, no final empty line."
-    lines = Path(path).read_bytes().split(b"\n")
+    "The lines of a caption file as bytes: a UTF-8 byte-order mark dropped, split on '\\n' only, '\\r' stripped, no final empty line."
+    data = Path(path).read_bytes()
+    if data.startswith(codecs.BOM_UTF8): data = data[len(codecs.BOM_UTF8):]
+    lines = data.split(b"\n")
     if lines and lines[-1] == b"": lines.pop()
     return [line.rstrip(b"\r") for line in lines]
 
@@ -166,28 +178,45 @@ def _lines_are(nums, limit=5) -> str:
     return f"lines {', '.join(map(str, nums[:-1]))} and {nums[-1]} are"
 
 # %% ../nbs/13_data.ipynb #8d9d395e
-def _check_images(path) -> tuple[list[str], int | None]:
-    "Problems of one `{split}_ims.npy`, and its image count when it is usable."
+def _unreadable(path) -> str:
+    "The problem of a file or folder this user may not read."
+    return (f"{path.name} in {path.parent} is not readable by this user; fix its permissions "
+            f"(chmod a+r{'x' * path.is_dir()} {path}) or copy the dataset to a folder you can read.")
+
+def _shape_fix(ims) -> str:
+    "How to turn a features array of the wrong kind into the precomp format."
+    if ims.ndim == 2: return (": a file of one vector per image is [n_images, 1, feat_dim], "
+                              "np.save(path, features[:, None, :].astype(np.float32))")
+    if ims.ndim == 3 and ims.dtype.kind in "iub": return ": if these are the features, save them as float32, np.save(path, features.astype(np.float32))"
+    return ": export them again in the precomp format"
+
+def _check_images(path) -> tuple[list[str], tuple | None]:
+    "Problems of one `{split}_ims.npy`, and its shape (n_images, n_regions, feat_dim) when it is usable."
     if not path.exists():
         return [f"{path.name} is missing in {path.parent}; put the split's region features there (float array [n_images, n_regions, feat_dim])."], None
+    if not os.access(path, os.R_OK): return [_unreadable(path)], None
     try: ims = np.load(path, mmap_mode="r", allow_pickle=False)
+    except PermissionError: return [_unreadable(path)], None
     except (ValueError, OSError, EOFError) as e:
         return [f"{path.name} is not a readable .npy array ({e}); download or export it again."], None
     if ims.ndim != 3 or ims.dtype.kind != "f":
         return [f"{path.name} holds a {ims.ndim}-D {ims.dtype} array of shape {tuple(ims.shape)}; features must be a 3-D "
-                "float array [n_images, n_regions, feat_dim]: export them again in the precomp format."], None
+                f"float array [n_images, n_regions, feat_dim]{_shape_fix(ims)}."], None
     if len(ims) == 0: return [f"{path.name} holds no images; export the split's features again."], None
     bad = _first_nonfinite_cached(path, ims)
     if bad is not None:
         return [f"{path.name}: image {bad} (0-based) has NaN or inf features; export the features again, or replace "
-                "the values (np.nan_to_num) if they are known to be harmless."], len(ims)
-    return [], len(ims)
+                "the values (np.nan_to_num) if they are known to be harmless."], tuple(ims.shape)
+    return [], tuple(ims.shape)
 
 def _check_captions(path, n_images, ims_name) -> list[str]:
     "Problems of one `{split}_caps.txt` (against `n_images` when known)."
     if not path.exists():
         return [f"{path.name} is missing in {path.parent}; put the split's captions there, one per line, the k captions of image i on lines i*k+1 .. i*k+k."]
-    lines, problems, empty, undecodable = _caption_lines(path), [], [], []
+    try: lines = _caption_lines(path)
+    except PermissionError: return [_unreadable(path)]
+    except OSError as e: return [f"{path.name} in {path.parent} cannot be read ({e.strerror}); copy the file there again."]
+    problems, empty, undecodable = [], [], []
     for i, raw in enumerate(lines, start=1):
         try: text = raw.decode("utf-8")
         except UnicodeDecodeError: undecodable.append(i); continue
@@ -203,14 +232,42 @@ def _check_captions(path, n_images, ims_name) -> list[str]:
                         "the same number of captions (5 for COCO/F30K) on consecutive lines: add or remove captions to match.")
     return problems
 
+ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
+
+def _not_unpacked(folder, splits) -> str | None:
+    "The problem of a folder with none of the split files but an archive, or the files one level deeper."
+    wanted = [f"{s}_{part}" for s in splits for part in ("ims.npy", "caps.txt")]
+    if any((folder / f).exists() for f in wanted): return None
+    nested = [p.parent for depth in ("*", "*/*") for p in sorted(folder.glob(f"{depth}/{wanted[0]}"))]   # not deeper: cheap
+    if nested:
+        return f"{folder} has no {wanted[0]} but {nested[0]} has; pass that folder (dataset={str(nested[0])!r}) or move its files up into {folder}."
+    archives = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(ARCHIVES))
+    if archives:
+        how = f"unzip {archives[0]}" if archives[0].lower().endswith(".zip") else f"tar xf {archives[0]}" if ".t" in archives[0].lower() else f"7z x {archives[0]}"
+        return (f"{folder} holds {', '.join(archives)} but none of the precomp files ({' '.join(wanted)}); unpack the archive "
+                f"(e.g. `{how}`) and pass the folder that then holds {wanted[0]}.")
+    return None
+
+def _feature_dims(shapes) -> str | None:
+    "The problem of splits whose features have different dimensions (`shapes`: {file name: shape})."
+    dims = {name: shape[-1] for name, shape in shapes.items()}
+    if len(set(dims.values())) < 2: return None
+    return (f"the feature dimension differs between splits ({', '.join(f'{n}: {d}' for n, d in dims.items())}); every split "
+            "must come from the same feature extractor: export them again with one.")
+
 def validate_precomp(folder, splits=("train", "dev", "test")) -> list[str]:
     "Every problem of a precomp folder, each naming the file and the fix; [] when it is usable."
     folder = Path(folder)
     if not folder.is_dir(): return [f"{folder} is not a folder; pass the folder that holds {PRECOMP_FILES}."]
-    problems = []
+    if not os.access(folder, os.R_OK | os.X_OK): return [_unreadable(folder)]
+    unpack = _not_unpacked(folder, splits)
+    if unpack: return [unpack]
+    problems, shapes = [], {}
     for split in splits:
         ims_path = folder / f"{split}_ims.npy"
-        found, n_images = _check_images(ims_path)
+        found, shape = _check_images(ims_path)
+        n_images = shape[0] if shape else None
+        if shape: shapes[ims_path.name] = shape
         problems += found + _check_captions(folder / f"{split}_caps.txt", n_images, ims_path.name)
         scenes = folder / f"{split}_scenes.json"
         if n_images and scenes.exists():
@@ -218,13 +275,14 @@ def validate_precomp(folder, splits=("train", "dev", "test")) -> list[str]:
             except (ValueError, TypeError): n_scenes = None
             if n_scenes != n_images:
                 problems.append(f"{scenes.name} does not hold one scene per image of {ims_path.name} ({n_images}); delete it, or regenerate the dataset.")
-    return problems
+    return problems + [p for p in [_feature_dims(shapes)] if p]
 
 def check_precomp(folder, splits=("train", "dev", "test")) -> Path:
-    "`folder` when `validate_precomp` finds nothing; otherwise a `KitError` listing every problem."
+    "`folder` when `validate_precomp` finds nothing; otherwise a `KitError`: the one problem, or a list of them all."
     problems = validate_precomp(folder, splits)
+    if len(problems) == 1: raise KitError(f"{folder} is not a usable precomp folder: {problems[0]}")
     if problems:
-        raise KitError(f"{folder} is not a usable precomp folder ({len(problems)} problem{'s' * (len(problems) > 1)}):\n- " + "\n- ".join(problems))
+        raise KitError(f"{folder} is not a usable precomp folder ({len(problems)} problems):\n- " + "\n- ".join(problems))
     return Path(folder)
 
 # %% ../nbs/13_data.ipynb #224a1603
@@ -259,12 +317,15 @@ def load_split(folder, split) -> PrecompSplit:
     for p in (ims_path, caps_path):
         if not p.exists(): raise KitError(f"{p.name} is missing in {folder}; run check_precomp({str(folder)!r}) to see what the folder needs.")
     try: images = np.load(ims_path, mmap_mode="r", allow_pickle=False)
+    except PermissionError: raise KitError(_unreadable(ims_path)) from None
     except (ValueError, OSError, EOFError) as e: raise KitError(f"{ims_path} is not a readable .npy array ({e}); download or export it again.") from None
     if images.ndim != 3 or images.dtype.kind != "f" or len(images) == 0:
         raise KitError(f"{ims_path.name} holds a {images.ndim}-D {images.dtype} array of shape {tuple(images.shape)}; "
                        "features must be a non-empty 3-D float array [n_images, n_regions, feat_dim].")
+    try: lines = _caption_lines(caps_path)
+    except OSError: raise KitError(_unreadable(caps_path)) from None
     captions = []
-    for i, raw in enumerate(_caption_lines(caps_path), start=1):
+    for i, raw in enumerate(lines, start=1):
         try: captions.append(raw.decode("utf-8").strip())
         except UnicodeDecodeError: raise KitError(f"{caps_path.name}: line {i} is not valid UTF-8; re-save the file with UTF-8 encoding.") from None
     if not captions or len(captions) % len(images):

@@ -6,7 +6,7 @@ Docs: https://dbl-kit.github.io/dbl-kit/rundir.html.md"""
 
 # %% ../nbs/12_rundir.ipynb #5cdd428c
 from __future__ import annotations
-import hashlib, json, os
+import functools, hashlib, json, os
 from datetime import datetime
 from pathlib import Path
 
@@ -50,10 +50,18 @@ def default_run_name(cfg, dataset_folder) -> str:
     return "-".join(parts + [f"s{cfg['seed']}", datetime.now().strftime("%Y%m%d-%H%M%S")])
 
 # %% ../nbs/12_rundir.ipynb #5856970b
+def _writes(method):
+    "Marks a `RunDir` method that writes: it does nothing on a read-only view (a distributed run's ranks other than 0)."
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        return None if self.read_only else method(self, *args, **kwargs)
+    return guarded
+
 class RunDir:
     "A run directory: `RunDir(path)` opens one, `RunDir.create(runs_path, name)` makes a new one."
-    def __init__(self, path, _new=False):
+    def __init__(self, path, _new=False, read_only=False):
         self.path = Path(path).expanduser().resolve()
+        self.read_only = read_only   # a distributed run's ranks other than 0 read the run directory, never write it
         self._cache = {}
         if _new: self._config = None; return
         _check_run_dir(self.path)
@@ -79,6 +87,7 @@ class RunDir:
     def embedding_file(self, branch, part) -> Path: return self.path / f"emb_{branch}_dev_{part}.npy"
 
     # -- config ------------------------------------------------------------------------------------------
+    @_writes
     def write_config(self, config: dict):
         "Write `config.json` (with `format_version`); the branch layout must be in it."
         self._config = {**config, "format_version": FORMAT_VERSION}
@@ -113,10 +122,12 @@ class RunDir:
         return anchor, target
 
     # -- vocabulary --------------------------------------------------------------------------------------
+    @_writes
     def save_vocab(self, vocab: Vocab): vocab.save(self.file("vocab.json"))
     def vocab(self) -> Vocab: return Vocab.load(self.file("vocab.json"))
 
     # -- history -----------------------------------------------------------------------------------------
+    @_writes
     def append_history(self, record: dict):
         "Add one line to `history.jsonl`, rewriting the file atomically (a kill never leaves a torn line; it is small)."
         f = self.file("history.jsonl")
@@ -126,6 +137,7 @@ class RunDir:
         "The dev evaluations so far (empty before the first one)."
         f = self.file("history.jsonl")
         return read_jsonl(f) if f.is_file() else []
+    @_writes
     def truncate_history(self, n: int):
         "Keep the first `n` history lines (a resumed run rewrites the lines written after its saved state)."
         f = self.file("history.jsonl")
@@ -139,6 +151,7 @@ class RunDir:
         "The JSON files of the saved training states, newest first."
         return sorted((self.path / "state").glob("state-*.json"), reverse=True)
 
+    @_writes
     def save_state(self, tensors: dict, meta: dict, keep: int = 2) -> Path:
         "Write a training state (`tensors` as safetensors, `meta` as JSON, the JSON last); keep the `keep` newest."
         files = self.state_files()
@@ -165,6 +178,7 @@ class RunDir:
             except KitError as e: problems.append(str(e))
         return {}, {}, problems
 
+    @_writes
     def remove_partial_files(self) -> list[str]:
         "Remove the hidden temporary files of writes that a killed process left behind; their names."
         found = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
@@ -172,6 +186,7 @@ class RunDir:
         return [p.name for p in found]
 
     # -- checkpoints -------------------------------------------------------------------------------------
+    @_writes
     def save_checkpoint(self, branch, model, **meta):
         "Write `<branch>.safetensors` (weights) and `<branch>.json` (model config + `meta`), atomically."
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -184,16 +199,19 @@ class RunDir:
         return load_model(self.checkpoint_file(branch or self.target), device=device)
 
     # -- results -----------------------------------------------------------------------------------------
+    @_writes
     def save_sims(self, branch, split, sims):
         "A branch's similarity matrix on `split`, as float32."
         save_npy(self.sims_file(branch, split), np.asarray(sims, dtype=np.float32))
 
+    @_writes
     def save_embeddings(self, branch, images, captions):
         "Dev embeddings (float16) of a backbone whose encodings are vectors; token sets are not saved."
         if not (torch.is_tensor(images) and images.dim() == 2): return
         save_npy(self.embedding_file(branch, "images"), images.float().cpu().numpy().astype(np.float16))
         save_npy(self.embedding_file(branch, "captions"), captions.float().cpu().numpy().astype(np.float16))
 
+    @_writes
     def write_metrics(self, metrics: dict):
         "`metrics.json`: written last, so its presence marks a finished run."
         save_json(self.file("metrics.json"), metrics)

@@ -21,8 +21,8 @@ from .transfers import CMPMLoss
 from .rundir import checkpoint_path, load_model
 
 # %% auto #0
-__all__ = ['Branch', 'make_branch', 'Stage', 'frozen_branch', 'encode_split', 'Scenario', 'Baseline', 'Offline', 'Online',
-           'momentum_at', 'ema_halflife', 'Momentum']
+__all__ = ['Branch', 'make_branch', 'Stage', 'frozen_branch', 'encode_split', 'Scenario', 'Baseline', 'anchor_cache_plan',
+           'Offline', 'Online', 'momentum_at', 'ema_halflife', 'Momentum']
 
 # %% ../nbs/05_scenarios.ipynb #c64ce09b
 @dataclass
@@ -33,6 +33,7 @@ class Branch:
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object | None = None
     static: bool = False   # never changes during the stage (a frozen anchor): evaluated once
+    encode: nn.Module | None = None   # (regions, tokens, lengths) -> encodings; the trainer sets a DDP wrapper here
 
     @property
     def learns(self) -> bool: return self.optimizer is not None
@@ -73,11 +74,15 @@ def encode_split(model, split, vocab, device, batch_size=512, amp=False):
     return cat_encodings(imgs), cat_encodings(caps)
 
 # %% ../nbs/05_scenarios.ipynb #1533a2e7
-def _pair_sims(model, batch):
-    "Similarity matrix of a batch's images (rows) and captions (columns)."
-    img = model.encode_images(batch["regions"])
-    txt = model.encode_texts(batch["tokens"], batch["lengths"])
-    return model.similarity(img, txt)
+def _identity(x): return x
+
+def _pair_sims(branch: Branch, batch, gather=_identity):
+    """Similarity matrix of a batch's images (rows) and captions (columns). Under DDP `gather` collects every rank's
+    captions, this rank scores its images against all of them, and the rows are gathered into the global matrix."""
+    model = branch.model
+    if branch.encode is not None: img, txt = branch.encode(batch["regions"], batch["tokens"], batch["lengths"])
+    else: img, txt = model.encode_images(batch["regions"]), model.encode_texts(batch["tokens"], batch["lengths"])
+    return gather(model.similarity(img, gather(txt)))
 
 class Scenario:
     "Base class: a list of branches, the target's name, the anchor's name (or None)."
@@ -100,18 +105,19 @@ class Scenario:
     def __init__(self, cfg, branches):
         self.cfg, self.branches = cfg, branches
         self.max_violation = cfg.max_violation   # the loop turns it off during warm-up epochs
+        self.gather = _identity                   # under DDP: all-gather with gradients (set by the trainer)
         self.cmpm = CMPMLoss(cfg) if "cmpm" in cfg.base_loss.split("+") else None
         self.transfer = make_transfer(cfg)
     def branch(self, name) -> Branch: return next(b for b in self.branches if b.name == name)
     @property
     def learning(self): return [b for b in self.branches if b.learns]
     def similarities(self, batch) -> dict:
-        return {b.name: _pair_sims(b.model, batch) for b in self.branches}
+        return {b.name: _pair_sims(b, batch, self.gather) for b in self.branches}
     def losses(self, sims, batch=None) -> dict: raise NotImplementedError
     def base(self, T, batch=None):
         "The base loss of a batch matrix: the triplet loss, plus CMPM (captions of one image are positives) if asked."
         loss = triplet_loss(T, margin=self.cfg.margin, max_violation=self.max_violation)
-        if self.cmpm is not None: loss = loss + self.cmpm(T, None if batch is None else batch["image_ids"])
+        if self.cmpm is not None: loss = loss + self.cmpm(T, None if batch is None else self.gather(batch["image_ids"]))
         return loss
     def terms(self, T, teachers, batch=None) -> dict:
         "A learning branch's loss terms: base(T) + alpha * mean over `teachers` (detached) of transfer(T, teacher)."
@@ -139,6 +145,23 @@ class Baseline(Scenario):
     def losses(self, sims, batch=None): return {self.target: self.terms(sims[self.target], [], batch)}
 
 # %% ../nbs/05_scenarios.ipynb #00510494
+def anchor_cache_plan(ctx) -> dict:
+    "Size of the anchor's encodings of the training split (`bytes`), its budget, whether they are cached, and their dtype."
+    cfg, split = ctx.cfg, ctx.splits["train"]
+    with torch.random.fork_rng(devices=[]), torch.no_grad():   # a probe model; the training's random draws stay as they were
+        probe = ctx.new_model(0).eval()        # any model of the backbone: only the shapes of its encodings matter
+        img = probe.encode_images(torch.zeros(1, *split.images.shape[1:], device=ctx.device))
+    per_value = 2 if ctx.amp else 4
+    if torch.is_tensor(img):
+        values = img.shape[-1] * (split.n_images + split.n_captions)
+    else:                                       # token sets: regions per image, captions padded to the longest
+        longest = max(len(ctx.vocab.encode_text(c)) for c in split.captions)
+        values = img.features.shape[-1] * (split.n_images * img.features.shape[1] + split.n_captions * longest)
+    size = per_value * values
+    cached = size <= cfg.anchor_cache_mb * 2**20
+    return {"bytes": int(size), "budget_mb": cfg.anchor_cache_mb, "cached": bool(cached),
+            "dtype": ("bfloat16" if ctx.amp else "float32") if cached else None}
+
 @SCENARIOS.register("offline", help="OAS: a frozen, previously trained anchor; the target learns to beat it")
 class Offline(Scenario):
     "A frozen anchor and a target learning base + alpha * transfer(target, anchor)."
@@ -147,12 +170,17 @@ class Offline(Scenario):
     def __init__(self, cfg, target_model, anchor_model, cache=None):
         super().__init__(cfg, [frozen_branch("anchor", anchor_model, static=True), make_branch("target", target_model, cfg)])
         self.cache = cache     # (image encodings, caption encodings) of the whole training split, or None
+    @classmethod
+    def run_info(cls, ctx) -> dict:
+        "Whether the anchor's encodings of the training split will be cached (see `anchor_cache_plan`)."
+        ctx.anchor_cache = anchor_cache_plan(ctx)
+        return {"anchor_cache": ctx.anchor_cache}
     def similarities(self, batch):
-        anchor_model = self.branch("anchor").model
+        anchor, g = self.branch("anchor"), self.gather
         with torch.no_grad():
-            if self.cache is None: anchor = _pair_sims(anchor_model, batch)
-            else: anchor = anchor_model.similarity(self.cache[0][batch["image_ids"]], self.cache[1][batch["caption_ids"]])
-        return {"anchor": anchor, "target": _pair_sims(self.branch("target").model, batch)}
+            if self.cache is None: A = _pair_sims(anchor, batch, g)
+            else: A = g(anchor.model.similarity(self.cache[0][batch["image_ids"]], self.cache[1][g(batch["caption_ids"])]))
+        return {"anchor": A, "target": _pair_sims(self.branch("target"), batch, g)}
     @classmethod
     def layout(cls, cfg): return ["anchor", "target"], "target", "anchor"
     @classmethod
@@ -169,7 +197,10 @@ class Offline(Scenario):
             anchor_model, _ = ctx.run.load_model("anchor", device=ctx.device)
         target_model = copy.deepcopy(anchor_model) if cfg.init_from_anchor else ctx.new_model(1)
         for p in target_model.parameters(): p.requires_grad_(True)
-        cache = encode_split(anchor_model, ctx.splits["train"], ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp)
+        cache = None
+        if (getattr(ctx, "anchor_cache", None) or anchor_cache_plan(ctx))["cached"]:
+            img, cap = encode_split(anchor_model, ctx.splits["train"], ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp)
+            cache = (img.to(torch.bfloat16), cap.to(torch.bfloat16)) if ctx.amp else (img, cap)
         yield Stage("target", cls(cfg, target_model.train(), anchor_model, cache), cfg.epochs, cfg.seed + 1,
                     0 if cfg.init_from_anchor else cfg.warmup_epochs)
     def losses(self, sims, batch=None): return {"target": self.terms(sims["target"], [sims["anchor"]], batch)}
@@ -230,8 +261,8 @@ class Momentum(Scenario):
         start = cls.run_info(ctx)["momentum_start"]
         yield Stage("train", cls(ctx.cfg, ctx.new_model(0), start), ctx.cfg.epochs, ctx.cfg.seed, ctx.cfg.warmup_epochs)
     def similarities(self, batch):
-        with torch.no_grad(): anchor = _pair_sims(self.branch("anchor").model, batch)
-        return {"target": _pair_sims(self.branch("target").model, batch), "anchor": anchor}
+        with torch.no_grad(): anchor = _pair_sims(self.branch("anchor"), batch, self.gather)
+        return {"target": _pair_sims(self.branch("target"), batch, self.gather), "anchor": anchor}
     def losses(self, sims, batch=None): return {"target": self.terms(sims["target"], [sims["anchor"]], batch)}
     @torch.no_grad()
     def after_step(self, step, total_steps):

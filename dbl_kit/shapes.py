@@ -16,7 +16,7 @@ from .core import KitError, SPLITS, atomic_path, load_json, save_json, save_npy
 # %% auto #0
 __all__ = ['SHAPES_VERSION', 'COLORS', 'SHAPES', 'SIZES', 'BACKGROUNDS', 'NOUNS', 'PLURALS', 'SIZE_WORDS', 'NUMBERS', 'ROWS',
            'COLS', 'DEFAULTS', 'make_scene', 'describe_scene', 'Detector', 'scene_captions', 'shapes_params',
-           'shapes_files', 'generate_split', 'generate_shapes', 'ensure_shapes', 'load_scenes']
+           'shapes_files', 'shapes_is_current', 'generate_split', 'generate_shapes', 'ensure_shapes', 'load_scenes']
 
 # %% ../nbs/14_shapes.ipynb #9451a3dd
 SHAPES_VERSION = 1  # bump when generation changes: ensure_shapes then regenerates old folders
@@ -236,7 +236,7 @@ def shapes_files(splits=SPLITS) -> list[str]:
 def _write_text(path, text):
     with atomic_path(path) as tmp: tmp.write_text(text, encoding="utf-8")
 
-def _is_current(folder, params) -> bool:
+def shapes_is_current(folder, params) -> bool:
     "True when `folder` holds a complete shapes dataset generated with `params` by this version."
     folder = Path(folder)
     if not all((folder / f).is_file() for f in shapes_files()): return False
@@ -259,7 +259,7 @@ def generate_shapes(out_dir, seed=0, n_train=5000, n_dev=500, n_test=1000, n_reg
     params = shapes_params(seed=seed, n_train=n_train, n_dev=n_dev, n_test=n_test, n_regions=n_regions,
                            feat_dim=feat_dim, captions_per_image=captions_per_image, noise=noise)
     if not overwrite and out.exists():
-        if _is_current(out, params): return out
+        if shapes_is_current(out, params): return out
         clash = [f for f in shapes_files() if (out / f).exists()]
         if clash: raise KitError(f"{out} already holds {', '.join(clash)} from another dataset; pass overwrite=True "
                                  "to replace them, or choose an empty folder.")
@@ -282,7 +282,7 @@ def ensure_shapes(data_path, **kw) -> Path:
     "`{data_path}/shapes_precomp`, generated when missing, incomplete, or made with other parameters."
     out = Path(data_path).expanduser() / "shapes_precomp"
     params = shapes_params(**kw)
-    if _is_current(out, params): return out
+    if shapes_is_current(out, params): return out
     return generate_shapes(out, **params, overwrite=True)
 
 def load_scenes(folder, split) -> list[dict] | None:

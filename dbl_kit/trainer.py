@@ -25,16 +25,19 @@ from .metrics import retrieval_metrics, coco_1k_metrics
 from .rundir import RunDir, default_run_name, checkpoint_path, load_model
 from .scenarios import Stage, encode_split
 from .validate import validate_run
+from .distributed import Dist, init_distributed
 
 # %% auto #0
-__all__ = ['RESUME_RUNTIME', 'prepare_data', 'prepare_vocab', 'EpochBatches', 'RunContext', 'evaluate', 'train_step', 'fit',
-           'save_state', 'restore_state', 'TrainResult', 'train', 'run_stages', 'resume', 'finish_run']
+__all__ = ['RESUME_RUNTIME', 'prepare_data', 'prepare_vocab', 'EpochBatches', 'RunContext', 'evaluate', 'train_step',
+           'distribute', 'fit', 'save_state', 'restore_state', 'TrainResult', 'train', 'run_stages', 'resume',
+           'finish_run']
 
 # %% ../nbs/06_trainer.ipynb #98f750f2
-def prepare_data(cfg):
-    "Resolve, validate and open the train/dev/test splits of `cfg.dataset`: `(folder, {split: PrecompSplit})`."
+def prepare_data(cfg, checked: bool = False):
+    """Resolve, validate and open the train/dev/test splits of `cfg.dataset`: `(folder, {split: PrecompSplit})`.
+    `checked`: `validate_run` has already checked the files (the checks scan every feature for NaN; once is enough)."""
     folder = resolve_dataset(cfg.dataset, cfg.data_path)
-    check_precomp(folder, splits=SPLITS)
+    if not checked: check_precomp(folder, splits=SPLITS)
     return folder, {s: load_split(folder, s) for s in SPLITS}
 
 def prepare_vocab(cfg, train_split, anchor_dir=None):
@@ -45,18 +48,31 @@ def prepare_vocab(cfg, train_split, anchor_dir=None):
 
 # %% ../nbs/06_trainer.ipynb #de2fbd2f
 class EpochBatches(Sampler):
-    "Shuffled batches of `range(n)`, one permutation per epoch from a generator seeded with `seed`; resumable mid-epoch."
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.batch_size = int(n), int(batch_size)
+    """Shuffled batches of `range(n)`, one permutation per epoch from a generator seeded with `seed`; resumable mid-epoch.
+    With `world` > 1 ranks, rank `rank` gets a contiguous part of every batch (the parts, in rank order, are the batch)."""
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.rank, self.world = int(n), int(batch_size), int(rank), int(world)
+        last = self.n % self.batch_size
+        if world > 1 and (0 < last < world or self.batch_size < world):
+            raise KitError(f"batch_size={batch_size} over {n} training captions leaves a batch of {last or batch_size} "
+                           f"captions, fewer than the {world} ranks; change batch_size or max_train_captions.")
         self.generator = torch.Generator().manual_seed(int(seed))
         self.epoch_start, self.skip = self.generator.get_state(), 0
     def __len__(self): return math.ceil(self.n / self.batch_size)
     def __iter__(self):
         self.epoch_start = self.generator.get_state()
-        torch.empty((), dtype=torch.int64).random_(generator=self.generator)   # the worker seed a shuffling DataLoader draws
+        for _ in range(2):   # the worker seeds of the two iterators tqdm.auto made of the kit's earlier loader per epoch
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         order = torch.randperm(self.n, generator=self.generator).tolist()
+        torch.randperm(self.n, generator=self.generator)   # RandomSampler draws (and drops) one more at the epoch's end
         skip, self.skip = self.skip, 0
-        for start in range((skip * self.batch_size), self.n, self.batch_size): yield order[start:start + self.batch_size]
+        for start in range((skip * self.batch_size), self.n, self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if self.world > 1:   # np.array_split's parts: the first len % world ranks get one more
+                size, extra = divmod(len(batch), self.world)
+                lo = self.rank * size + min(self.rank, extra)
+                batch = batch[lo:lo + size + (self.rank < extra)]
+            yield batch
     def restore(self, epoch_start: torch.Tensor, skip: int):
         "Make the next epoch the one that started in state `epoch_start`, from its batch `skip`."
         self.generator.set_state(epoch_start.clone()); self.skip = int(skip)
@@ -76,13 +92,15 @@ class RunContext:
     seconds_before: float = 0.0         # training time of the processes before this one (a resumed run)
     started: float = field(default_factory=time.time)
     last_state: float = field(default_factory=time.time)
+    dist: Dist = field(default_factory=Dist)   # this process's rank among `torchrun`'s processes (one: Dist())
 
     def train_seconds(self) -> float: return round(self.seconds_before + time.time() - self.started, 1)
 
     def state_due(self, skip: int) -> bool:
         "Whether to save a training state after batch `skip` of an epoch: every `checkpoint_every` batches, else every 5 min."
         every = self.cfg.checkpoint_every
-        return skip % every == 0 if every else every is None and time.time() - self.last_state > 300
+        if every: return skip % every == 0
+        return self.dist.any(every is None and time.time() - self.last_state > 300)   # all ranks save together
 
     @property
     def amp(self) -> bool: return use_amp(self.cfg.amp, self.device)
@@ -98,7 +116,8 @@ class RunContext:
         "The training loader, shuffled (and its captions augmented, with `caption_aug`) by `seed`; resumable mid-epoch."
         ds = CaptionDataset(self.splits["train"], self.vocab, max_captions=self.cfg.max_train_captions,
                             augment=self.cfg.caption_aug, seed=seed)
-        return DataLoader(ds, batch_sampler=EpochBatches(len(ds), self.cfg.batch_size, seed), collate_fn=collate_pairs,
+        batches = EpochBatches(len(ds), self.cfg.batch_size, seed, self.dist.rank, self.dist.world)
+        return DataLoader(ds, batch_sampler=batches, collate_fn=collate_pairs,
                           num_workers=self.cfg.workers, persistent_workers=self.cfg.workers > 0,
                           generator=torch.Generator().manual_seed(seed))   # worker seeds only; never the global RNG
 
@@ -128,6 +147,11 @@ def train_step(scenario, batch, ctx: RunContext, step, total_steps) -> dict:
     scenario.after_step(step, total_steps)
     return terms
 
+def distribute(scenario, ctx: RunContext):
+    "Wire `scenario` to the process group: gathered similarity rows, DDP-wrapped learning branches (one process: nothing)."
+    scenario.gather = ctx.dist.gather
+    for b in scenario.learning: b.encode = ctx.dist.wrap(b.model, ctx.device) if ctx.dist.world > 1 else None
+
 def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = None):
     """Train stage number `index`; updates `ctx.best` ({branch: best dev rSum}), writes history lines, checkpoints and
     training states. `position` (from `restore_state`) continues the stage where a saved state left it."""
@@ -136,6 +160,8 @@ def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = N
     batches = loader.batch_sampler
     total_steps = epochs * len(loader)
     first_epoch, step, skip, static_done, sums_so_far = 1, 0, 0, set(), {}   # static: frozen, evaluated once
+    distribute(scenario, ctx)
+    if ctx.dist.world > 1 and position is None: torch.manual_seed(torch.initial_seed() + ctx.dist.rank)  # own dropout masks
     if position is not None:
         first_epoch, step, skip = position["epoch"], position["step"], position["skip"]
         static_done, sums_so_far = set(position["static_done"]), position["sums"]
@@ -159,7 +185,7 @@ def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = N
         for b in scenario.learning: b.scheduler.step()
         seconds, rsums = time.time() - t0, {}
         for b in scenario.branches:
-            if b.name in static_done: continue
+            if b.name in static_done or not ctx.dist.main: continue     # rank 0 evaluates and writes
             loss_terms = {k: sums[(b.name, k)].item() / len(loader) for k in ("total", "base", "transfer") if (b.name, k) in sums}
             if loss_terms and not math.isfinite(loss_terms["total"]):
                 raise KitError(f"Training diverged: branch {b.name}'s loss is {loss_terms['total']} in epoch {epoch}; "
@@ -175,7 +201,8 @@ def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = N
             if b.static: static_done.add(b.name)
         save_state(ctx, index, stage, dict(epoch=epoch + 1, skip=0, step=step, epoch_start=batches.generator.get_state(),
                                            sums={}, static_done=static_done))
-        if cfg.progress:
+        ctx.dist.barrier()                                     # the others wait for rank 0's evaluation and files
+        if cfg.progress and ctx.dist.main:
             tqdm.write(f"{stage.name} epoch {epoch}/{epochs} ({seconds:.0f}s) dev rSum: " +
                        ", ".join(f"{n} {r:.1f}" for n, r in rsums.items()))
 
@@ -186,6 +213,7 @@ def save_state(ctx: RunContext, index: int, stage: Stage, position: dict):
     np_state = np.random.get_state()
     tensors = {"rng/torch": torch.get_rng_state(), "loader/epoch_start": position["epoch_start"],
                "rng/numpy": torch.from_numpy(np_state[1].astype(np.int64))}
+    for rank, rng in enumerate(ctx.dist.all_objects(torch.get_rng_state())[1:], 1): tensors[f"rng/torch_rank{rank}"] = rng
     if torch.cuda.is_available():
         for i, st in enumerate(torch.cuda.get_rng_state_all()): tensors[f"rng/cuda{i}"] = st
     tensors.update({f"sums/{name}/{k}": v for (name, k), v in position["sums"].items()})
@@ -215,7 +243,7 @@ def restore_state(ctx: RunContext, stage: Stage, tensors: dict, meta: dict) -> d
                 i, name = k.split("/", 1); state[int(i)][name] = v
             b.optimizer.load_state_dict({"state": dict(state), "param_groups": meta["optimizers"][b.name]})
             b.scheduler.load_state_dict(meta["schedulers"][b.name])
-    torch.set_rng_state(tensors["rng/torch"])
+    torch.set_rng_state(tensors.get(f"rng/torch_rank{ctx.dist.rank}", tensors["rng/torch"]))
     if torch.cuda.is_available():
         torch.cuda.set_rng_state_all([tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda")] or torch.cuda.get_rng_state_all())
     version, internal, gauss = meta["rng_python"]
@@ -247,19 +275,23 @@ def train(**params) -> TrainResult:
     if cfg.resume: return resume(**params)
     scenario = SCENARIOS[cfg.scenario]
     notes = validate_run(cfg, params)   # every input checked before anything is created
-    device = resolve_device(cfg.device)
-    folder, splits = prepare_data(cfg)
+    group, device = init_distributed(resolve_device(cfg.device))    # torchrun's process group, if any
+    folder, splits = prepare_data(cfg, checked=True)
     anchor_dir = checkpoint_path(cfg.anchor_ckpt).parent if cfg.anchor_ckpt else None
     if cfg.threads: torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     vocab = prepare_vocab(cfg, splits["train"], anchor_dir)
-    run = RunDir.create(cfg.runs_path, cfg.run_name or default_run_name(cfg, folder))
-    run.save_vocab(vocab)
+    name = cfg.run_name or default_run_name(cfg, folder)
+    path = group.broadcast(str(RunDir.create(cfg.runs_path, name).path) if group.main else None)
+    run = RunDir(path, _new=True, read_only=not group.main)       # only rank 0 writes
     names, target, anchor = scenario.layout(cfg)
-    ctx = RunContext(cfg, device, splits, vocab, run, Path(folder))
+    ctx = RunContext(cfg, device, splits, vocab, run, Path(folder), dist=group)
+    run.save_vocab(vocab)
     run.write_config({**cfg, "branches": names, "target": target, "anchor": anchor, "dataset_folder": str(folder),
                       "device_used": str(device), "threads_used": torch.get_num_threads(), "kit_version": dbl_kit.__version__,
-                      "notes": notes, **scenario.run_info(ctx)})
+                      "ranks": group.world, "notes": notes, **scenario.run_info(ctx)})
+    group.barrier()
+    if not group.main: ctx.run = RunDir(path, read_only=True)
     return run_stages(ctx)
 
 def run_stages(ctx: RunContext, tensors: dict | None = None, meta: dict | None = None) -> TrainResult:
@@ -288,27 +320,33 @@ def resume(**params) -> TrainResult:
         return TrainResult(run.path, m["target"], m.get("anchor"), m["branches"][m["target"]], m["branches"])
     cfg = make_config(**{**saved, **{k: params[k] for k in RESUME_RUNTIME if k in params}})
     validate_run(cfg, {})
-    device = resolve_device(cfg.device)
-    folder, splits = prepare_data(cfg)
+    group, device = init_distributed(resolve_device(cfg.device))
+    run.read_only = not group.main
+    folder, splits = prepare_data(cfg, checked=True)
     if cfg.threads: torch.set_num_threads(cfg.threads)
-    removed = run.remove_partial_files()
     tensors, meta, problems = run.load_state()
+    group.barrier()                                 # every rank has read the state before rank 0 changes files
+    removed = run.remove_partial_files()
     for problem in problems: tqdm.write(f"resume: skipped a damaged state: {problem}")
-    ctx = RunContext(cfg, device, splits, run.vocab(), run, Path(folder),
+    ctx = RunContext(cfg, device, splits, run.vocab(), run, Path(folder), dist=group,
                      history_lines=meta.get("history_lines", 0), seconds_before=meta.get("train_seconds", 0.0))
     run.truncate_history(ctx.history_lines)       # lines written after the state are written again
     if not meta: seed_everything(cfg.seed)          # stopped before its first state: start over, in place
     where = (f"stage {meta['stage']!r}, epoch {meta['epoch']}, batch {meta['skip']}" if meta else "the start")
     run.write_config({**run.config, "resumes": run.config.get("resumes", []) + [
         {"from": where, "damaged_states_skipped": problems, "partial_files_removed": removed,
-         "device_used": str(device), "threads_used": torch.get_num_threads()}]})
-    if cfg.progress: tqdm.write(f"resume: {run.path} from {where}")
+         "device_used": str(device), "threads_used": torch.get_num_threads(), "ranks": group.world}]})
+    if cfg.progress and group.main: tqdm.write(f"resume: {run.path} from {where}")
     return run_stages(ctx, tensors, meta)
 
 # %% ../nbs/06_trainer.ipynb #a00eee07
 def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
     "Evaluate every branch's best checkpoint on dev and test; write sims, embeddings and metrics.json."
     run, cfg = ctx.run, ctx.cfg
+    if not ctx.dist.main:                    # rank 0 evaluates; the others return what it wrote
+        ctx.dist.barrier()
+        m = RunDir(run.path).metrics
+        return TrainResult(run.path, m["target"], m["anchor"], m["branches"][m["target"]], m["branches"])
     test_metrics, dev_metrics, extra = {}, {}, defaultdict(dict)
     testall = None
     if (ctx.folder / "testall_ims.npy").exists() and (ctx.folder / "testall_caps.txt").exists():
@@ -331,6 +369,7 @@ def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
     run.write_metrics({"target": target, "anchor": run.config["anchor"], "dataset": cfg.dataset, "split": "test",
                        "branches": test_metrics, "best_dev": dev_metrics, **extra, "train_seconds": round(train_seconds, 1),
                        **({"notes": notes} if notes else {})})
+    ctx.dist.barrier()
     if cfg.progress:
         m = test_metrics[target]
         tqdm.write(f"test ({target}): i2t R@1/5/10 {m['i2t_r1']:.1f}/{m['i2t_r5']:.1f}/{m['i2t_r10']:.1f}  "

@@ -6,14 +6,22 @@ Docs: https://dbl-kit.github.io/dbl-kit/validate.html.md"""
 
 # %% ../nbs/22_validate.ipynb #c3cfec3c
 from __future__ import annotations
+import os, re, shutil
 from pathlib import Path
 
-from .core import KitError, SCENARIOS, SPLITS, resolve_device
-from .data import resolve_dataset, check_precomp
-from .rundir import checkpoint_path
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+
+from .core import KitError, SCENARIOS, SPLITS, resolve_device, load_json
+from .data import Vocab, resolve_dataset, check_precomp
+from .models import build_model, rebuild_model
+from .shapes import shapes_is_current, shapes_params
 
 # %% auto #0
-__all__ = ['check_scenario_params', 'validate_run']
+__all__ = ['check_scenario_params', 'check_run_name', 'check_runs_folder', 'check_dataset', 'check_vocab_file', 'anchor_file',
+           'check_anchor_tensors', 'check_anchor_fits', 'check_anchor_dataset', 'check_anchor', 'run_bytes',
+           'check_disk_space', 'validate_run']
 
 # %% ../nbs/22_validate.ipynb #27f29ebe
 def check_scenario_params(cfg, given) -> None:
@@ -28,12 +36,237 @@ def check_scenario_params(cfg, given) -> None:
                        f"drop anchor_ckpt or use scenario {' or '.join(map(repr, users))}.")
 
 # %% ../nbs/22_validate.ipynb #fb60e77f
+def _existing(path) -> Path:
+    "`path` itself if it exists, else its nearest existing parent: where a missing folder would be created."
+    p = Path(path)
+    while not p.exists() and p != p.parent: p = p.parent
+    return p
+
+def _writable(folder) -> bool:
+    "Whether this user may create files in `folder` (read-only mounts count)."
+    return os.access(folder, os.W_OK | os.X_OK)
+
+def check_run_name(run_name, runs_path) -> None:
+    "A `run_name` must be one plain folder name: no '/' or '\\', not absolute, not '.' or '..'."
+    if run_name is None: return
+    if run_name not in (".", "..") and not re.search(r"[\\/]", run_name) and not Path(run_name).drive: return
+    plain = Path(run_name).name if Path(run_name).is_absolute() else re.sub(r"[\\/:]+", "-", run_name).strip(".-")
+    raise KitError(f"run_name={run_name!r} is not a plain folder name, so the run would not be written inside "
+                   f"runs_path ({runs_path}); pass a name without '/', '\\' or '..', e.g. run_name={plain or 'my-run'!r}.")
+
+def check_runs_folder(runs_path, run_name=None) -> Path:
+    "The existing folder the run directory will be created in (`runs_path` or its nearest existing parent), checked writable."
+    runs = Path(runs_path)
+    base = _existing(runs)
+    if not base.is_dir():
+        raise KitError(f"runs_path={str(runs)!r} cannot be created: {base} is a file, not a folder; point runs_path "
+                       "at a folder (the parameter, DBL_RUNS_PATH or settings.ini).")
+    if not _writable(base):
+        raise KitError(f"runs_path={str(runs)!r} is not writable: this user may not create folders in {base}; pass a "
+                       "runs_path you can write to (the parameter, DBL_RUNS_PATH or settings.ini), or change the folder's permissions.")
+    if run_name and (runs / run_name).exists() and not (runs / run_name).is_dir():
+        raise KitError(f"run_name={run_name!r} names a file in runs_path ({runs / run_name}), not a run folder; "
+                       "pick another run_name or move the file.")
+    return base
+
+# %% ../nbs/22_validate.ipynb #15dd8dda
+def _dataset_folder(cfg) -> Path:
+    "`resolve_dataset`, after checking that a `shapes` dataset still to be generated can be written."
+    if cfg.dataset == "shapes":
+        out = Path(cfg.data_path).expanduser() / "shapes_precomp"
+        if not shapes_is_current(out, shapes_params()):
+            base = _existing(out)
+            if not base.is_dir() or not _writable(base):
+                raise KitError(f"dataset='shapes' must first be generated into {out}, but this user may not write in {base}; "
+                               "point data_path at a folder you can write to (the parameter, DBL_DATA_PATH or settings.ini).")
+    return resolve_dataset(cfg.dataset, cfg.data_path)
+
+def _caption_count(path) -> int:
+    "Lines of a caption file (after `check_precomp`, which read them properly: here only counted)."
+    data = Path(path).read_bytes()
+    return data.count(b"\n") + (not data.endswith(b"\n") and len(data) > 0)
+
+def check_dataset(cfg) -> tuple[Path, dict, list[str]]:
+    """The dataset folder, `{split: {"shape", "dtype", "captions"}}` of every split the run reads, and notes.
+    Raises `KitError` (every problem of the folder listed) when a file is missing or unusable."""
+    folder = _dataset_folder(cfg)
+    splits, notes = list(SPLITS), []
+    ims, caps = folder / "testall_ims.npy", folder / "testall_caps.txt"
+    if ims.exists() and caps.exists(): splits.append("testall")
+    elif ims.exists() or caps.exists():
+        have, lack = (ims, caps) if ims.exists() else (caps, ims)
+        notes.append(f"{have.name} is in {folder} without {lack.name}: no COCO 5K/1K evaluation; add {lack.name} to get it.")
+    check_precomp(folder, splits=splits)
+    data = {}
+    for s in splits:
+        features = np.load(folder / f"{s}_ims.npy", mmap_mode="r")          # the header only
+        data[s] = {"shape": tuple(features.shape), "dtype": str(features.dtype), "captions": _caption_count(folder / f"{s}_caps.txt")}
+        if features.dtype == np.float64:
+            notes.append(f"{s}_ims.npy holds float64 features; they are read as float32, so saving them as float32 "
+                         "(np.save(path, features.astype(np.float32))) halves the file and its reading time.")
+    n = data.get("testall", {}).get("shape", (0,))[0]
+    if n % 1000:
+        notes.append(f"testall has {n} images, not a multiple of 1000: it gets the 5K evaluation (all {n} images) only, no 1K folds.")
+    return folder, data, notes
+
+# %% ../nbs/22_validate.ipynb #2687dc16
+def check_vocab_file(vocab_path) -> Vocab:
+    "The vocabulary `vocab_path` names, or a `KitError` that names the parameter."
+    p = Path(vocab_path).expanduser()
+    unset = "or leave vocab_path unset to build the vocabulary from the training captions"
+    if not p.exists():
+        raise KitError(f"vocab_path={str(vocab_path)!r} does not exist; pass the path of a vocabulary JSON (a run's vocab.json, "
+                       f"or SCAN's) {unset}.")
+    if p.is_dir():
+        inside = p / "vocab.json"
+        what = f"pass the file in it, vocab_path={str(inside)!r}," if inside.is_file() else "pass the vocabulary JSON file itself"
+        raise KitError(f"vocab_path={str(vocab_path)!r} is a folder, not a vocabulary file; {what} {unset}.")
+    try: return Vocab.load(p)
+    except KitError as e: raise KitError(f"vocab_path={str(vocab_path)!r} cannot be used: {e}") from None
+
+# %% ../nbs/22_validate.ipynb #40641d68
+_WHERE = "pass a finished run directory (runs_path/<run>) or one of its <branch>.safetensors files"
+
+def anchor_file(source) -> Path:
+    "The `.safetensors` file `anchor_ckpt` names (a finished run directory: its target's checkpoint)."
+    p = Path(source).expanduser()
+    if not p.exists(): raise KitError(f"anchor_ckpt={str(source)!r} does not exist; {_WHERE}.")
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise KitError(f"anchor_ckpt={str(source)!r} is a folder but not a run directory (it has no config.json); {_WHERE}.")
+        if not (p / "metrics.json").is_file():
+            have = ", ".join(sorted(f.name for f in p.glob("*.safetensors"))) or "none yet"
+            raise KitError(f"anchor_ckpt={str(source)!r} is a run that did not finish (no metrics.json), so its target branch "
+                           f"is unknown; pass one of its checkpoints ({have}) or let the run finish.")
+        metrics = load_json(p / "metrics.json")
+        target = metrics.get("target") if isinstance(metrics, dict) else None
+        p = p / f"{target}.safetensors"
+        if not p.is_file():
+            raise KitError(f"anchor_ckpt={str(source)!r}: its target checkpoint {p.name} is missing; copy it back or train the anchor again.")
+    elif p.suffix != ".safetensors":
+        raise KitError(f"anchor_ckpt={str(source)!r} is not a .safetensors checkpoint; {_WHERE}.")
+    return p
+
+def _anchor_config(p) -> dict:
+    "The backbone configuration recorded beside checkpoint `p` (`<branch>.json`)."
+    meta = p.with_suffix(".json")
+    if not meta.is_file():
+        raise KitError(f"anchor_ckpt: {p} has no {meta.name} beside it, so its backbone is unknown; copy {meta.name} from "
+                       "the run that wrote the checkpoint into the same folder, or pass that run's directory.")
+    info = load_json(meta)
+    if not isinstance(info, dict) or not isinstance(info.get("model"), dict):
+        raise KitError(f"anchor_ckpt: {meta} has no 'model' configuration, so it was not written by dbl_kit.train; "
+                       "pass a checkpoint of a dbl-kit run, or train the anchor again.")
+    return info["model"]
+
+def check_anchor_tensors(p, model_config) -> None:
+    "The tensors of checkpoint `p` (read from its header) are complete and are those of the backbone `model_config` describes."
+    try:
+        with safe_open(str(p), "pt") as f: shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise KitError(f"anchor_ckpt: {p} is not a complete .safetensors file ({e}); it was cut short or damaged (an "
+                       "interrupted copy?): copy it again from the run that wrote it, or train the anchor again.") from None
+    with torch.device("meta"): model = rebuild_model(model_config)   # sizes only, no memory
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if shapes != expected:
+        wrong = sorted(set(shapes) ^ set(expected)) or [k for k in expected if shapes[k] != expected[k]]
+        raise KitError(f"anchor_ckpt: the tensors of {p} do not fit the backbone {p.with_suffix('.json').name} describes "
+                       f"({len(wrong)} differ, e.g. {wrong[0]}); the two files come from different runs: copy both from one run directory.")
+
+# %% ../nbs/22_validate.ipynb #d6de49d9
+def _fixed_by_anchor(model_config, cfg) -> dict:
+    "{parameter: (the anchor's value, the run's)} for the sizes and choices that differ."
+    return {k: (v, cfg[k]) for k, v in model_config.items()
+            if k in cfg and k != "model" and isinstance(v, (int, str)) and not isinstance(v, bool) and v != cfg[k]}
+
+def check_anchor_fits(cfg, p, model_config, features: Path, feat_dim: int, vocab: Path, vocab_size: int) -> None:
+    "The anchor's backbone and sizes are the run's, and so are its feature size (of file `features`) and vocabulary size (of `vocab`)."
+    name = model_config.get("model", "vse")
+    if name != cfg.model:
+        raise KitError(f"anchor_ckpt: {p} is a {name!r} backbone but this run asks model={cfg.model!r}; pass model={name!r}, "
+                       f"or an anchor trained with model={cfg.model!r}.")
+    differ = _fixed_by_anchor(model_config, cfg)
+    if differ:
+        theirs = ", ".join(f"{k}={a!r}" for k, (a, _) in differ.items())
+        raise KitError(f"anchor_ckpt: {p} was trained with {theirs} but this run asks "
+                       f"{', '.join(f'{k}={b!r}' for k, (_, b) in differ.items())}; pass {theirs} to match the anchor, "
+                       "or an anchor trained with these sizes.")
+    if model_config.get("feat_dim") != feat_dim:
+        raise KitError(f"anchor_ckpt: {p} reads {model_config.get('feat_dim')}-dimensional region features but {features} has "
+                       f"{feat_dim}; it was trained on other features: pass the dataset it was trained on, or train an anchor on this one.")
+    if model_config.get("vocab_size") != vocab_size:
+        raise KitError(f"anchor_ckpt: {p} has {model_config.get('vocab_size')} word vectors but the vocabulary of this run, {vocab}, "
+                       f"has {vocab_size} words; pass the anchor's vocabulary (its run's vocab.json) as vocab_path, or leave vocab_path unset.")
+
+def _anchor_vocab(cfg, p, vocab) -> tuple[Path, int]:
+    "The vocabulary file the run will use with this anchor (`vocab_path`, else the anchor run's `vocab.json`) and its size."
+    if vocab is not None: return Path(cfg.vocab_path), len(vocab)
+    own = p.parent / "vocab.json"
+    if not own.is_file():
+        raise KitError(f"anchor_ckpt: {p} has no vocab.json beside it, so the word ids its weights were trained with are "
+                       f"unknown; copy vocab.json from the anchor's run directory into {p.parent}, or pass it as vocab_path.")
+    try: return own, len(Vocab.load(own))
+    except KitError as e: raise KitError(f"anchor_ckpt: the anchor's vocabulary cannot be used: {e}") from None
+
+def check_anchor_dataset(cfg, p, folder) -> list[str]:
+    "The anchor run's `config.json` says it was trained on `folder` (the same named dataset, or the same folder); notes."
+    run_cfg = p.parent / "config.json"
+    if not run_cfg.is_file():
+        return [f"anchor_ckpt {p} has no config.json beside it: the dataset it was trained on could not be checked."]
+    trained = load_json(run_cfg)
+    name, where = trained.get("dataset"), trained.get("dataset_folder")
+    if name in ("coco", "f30k", "shapes") and name == cfg.dataset: return []
+    if where and Path(where).resolve() == Path(folder).resolve(): return []
+    if where and not Path(where).exists():
+        return [f"anchor_ckpt {p} was trained on {where}, which is gone: the kit could not check that it is the dataset of this run."]
+    raise KitError(f"anchor_ckpt: {p} was trained on dataset {name!r} ({where}) but this run reads {folder}; "
+                   f"pass dataset={name!r}, or train an anchor on this dataset.")
+
+def check_anchor(cfg, folder, data, vocab=None) -> tuple[int, list[str]]:
+    "Every check of `cfg.anchor_ckpt`; the vocabulary size the run will have, and notes."
+    p = anchor_file(cfg.anchor_ckpt)
+    model_config = _anchor_config(p)
+    check_anchor_tensors(p, model_config)
+    vocab_file, vocab_size = _anchor_vocab(cfg, p, vocab)
+    check_anchor_fits(cfg, p, model_config, Path(folder) / "train_ims.npy", data["train"]["shape"][-1], vocab_file, vocab_size)
+    return vocab_size, check_anchor_dataset(cfg, p, folder)
+
+# %% ../nbs/22_validate.ipynb #fe3b5f3a
+def _word_count(path) -> int:
+    "Distinct lower-cased whitespace-separated words of a caption file: an estimate of the vocabulary a run builds."
+    return len(set(Path(path).read_bytes().lower().split())) + len(Vocab.SPECIALS)
+
+def run_bytes(cfg, data, vocab_size) -> int:
+    "About how many bytes a run of `cfg` writes, from the split sizes in `data` (see `check_dataset`) and `vocab_size`."
+    branches = len(SCENARIOS[cfg.scenario].layout(cfg)[0])
+    with torch.device("meta"): model = build_model(cfg, vocab_size, data["train"]["shape"][-1])
+    weights = sum(t.numel() * 4 for t in model.state_dict().values())
+    sims = sum(4 * data[s]["shape"][0] * data[s]["captions"] for s in ("dev", "test"))
+    embeddings = 2 * cfg.embed_size * (data["dev"]["shape"][0] + data["dev"]["captions"])
+    return branches * (weights + sims + embeddings) + weights + 2**20 * 4   # + the replaced checkpoint, vocab, logs
+
+def check_disk_space(cfg, runs_folder, data, vocab_size) -> int:
+    "The bytes the run needs; a `KitError` when the disk of `runs_folder` has less free."
+    need, free = run_bytes(cfg, data, vocab_size), shutil.disk_usage(runs_folder).free
+    if free < need:
+        mb = lambda n: f"{n / 2**20:,.0f} MB"
+        raise KitError(f"runs_path={cfg.runs_path!r} has {mb(free)} free on its disk ({runs_folder}) but this run writes about "
+                       f"{mb(need)} (checkpoints and similarity matrices); free some space there, or point runs_path at another disk.")
+    return need
+
+# %% ../nbs/22_validate.ipynb #6919cfbf
 def validate_run(cfg, given=()) -> list[str]:
     """Check everything a run of `cfg` will read or write before any work; `given` are the parameter names the user set.
     Raises `KitError` on the first problem; returns notes (strings) worth recording."""
     check_scenario_params(cfg, given)
+    check_run_name(cfg.run_name, cfg.runs_path)
     resolve_device(cfg.device)
-    folder = resolve_dataset(cfg.dataset, cfg.data_path)
-    check_precomp(folder, splits=SPLITS)
-    if cfg.anchor_ckpt: checkpoint_path(cfg.anchor_ckpt)
-    return []
+    runs_folder = check_runs_folder(cfg.runs_path, cfg.run_name)
+    vocab = check_vocab_file(cfg.vocab_path) if cfg.vocab_path else None
+    folder, data, notes = check_dataset(cfg)
+    if cfg.anchor_ckpt:
+        vocab_size, more = check_anchor(cfg, folder, data, vocab)
+        notes += more
+    else: vocab_size = len(vocab) if vocab is not None else _word_count(folder / "train_caps.txt")
+    check_disk_space(cfg, runs_folder, data, vocab_size)
+    return notes

@@ -8,6 +8,8 @@ about the random stream.
 """
 import copy
 
+import dbl_kit
+
 import torch
 from fastcore.test import test_eq
 
@@ -92,3 +94,28 @@ def test_cmpm_base_loss_adds_to_the_triplet(ctx_factory):
     test_eq(torch.allclose(got, want), True)
     plain = Baseline(ctx.cfg.replace(base_loss="triplet"), scenario.branch("baseline").model)
     test_eq(torch.allclose(plain.losses(sims, b)["baseline"]["base"], triplet_loss(T, margin=ctx.cfg.margin)), True)
+
+
+def test_anchor_cache_plan_sizes_and_budget(ctx_factory):
+    "The cache size formula, computed here from the data by hand: E * (images + captions) or E * (images * R + captions * L)."
+    from dbl_kit.scenarios import anchor_cache_plan
+    ctx = ctx_factory(model="vse", embed_size=32, word_dim=32)
+    train = ctx.splits["train"]
+    plan = anchor_cache_plan(ctx)
+    assert plan == {"bytes": 4 * 32 * (train.n_images + train.n_captions), "budget_mb": 8192.0, "cached": True, "dtype": "float32"}
+    ctx = ctx_factory(model="scan_t2i", embed_size=32, word_dim=32, anchor_cache_mb=1.0)
+    longest = max(len(ctx.vocab.encode_text(c)) for c in train.captions)      # <start> words <end>
+    regions = train.images.shape[1]
+    plan = anchor_cache_plan(ctx)
+    assert plan["bytes"] == 4 * 32 * (train.n_images * regions + train.n_captions * longest)
+    assert plan["bytes"] > 2**20 and not plan["cached"] and plan["dtype"] is None
+
+
+def test_offline_without_cache_trains_the_same(small):
+    "anchor_cache_mb=0 makes the anchor encode every batch (no cache): the run's numbers do not change."
+    anchor = dbl_kit.train(**small)
+    runs = [dbl_kit.train(**{**small, "scenario": "offline", "anchor_ckpt": str(anchor.run_dir), "anchor_cache_mb": mb})
+            for mb in (8192.0, 0.0)]
+    configs = [dbl_kit.RunDir(r.run_dir).config["anchor_cache"]["cached"] for r in runs]
+    assert configs == [True, False]
+    assert runs[0].branches == runs[1].branches
