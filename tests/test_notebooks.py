@@ -86,3 +86,25 @@ def test_experiment_notebook_small(tmp_path):
     assert len(pd.read_csv(csv)) == 6 and len(list((tmp_path / "runs").iterdir())) == 6
     assert {"scenario", "transfer", "adaptation", "seed", "branch", "rsum", "i2t_r1", "t2i_r10"} <= set(df.columns)
     assert "Baseline: test rSum" in _outputs_text(out)
+
+
+@pytest.mark.parametrize("model", ["vse", "scan_t2i", "scan_i2t", "ave", "sgr", "saf"])
+def test_train_notebook_every_backbone_and_reload(tmp_path, model):
+    "`papermill nbs/train.ipynb -p model M -p epochs 1` for every backbone; `load_model` of the run reproduces its test rSum."
+    import torch
+    import dbl_kit
+    from dbl_kit.config import make_config
+    from dbl_kit.trainer import RunContext, evaluate, prepare_data
+    from test_train import _tiny_precomp
+    _tiny_precomp(tmp_path / "data" / "coco_precomp", regions=12, dim=64)
+    _run(NBS / "train.ipynb", tmp_path / "out.ipynb", NBS, dataset="coco", data_path=str(tmp_path / "data"), model=model,
+         runs_path=str(tmp_path / "runs"), batch_size=16, epochs=1, embed_size=16, word_dim=16, sim_dim=16, progress=False,
+         threads=1)
+    run = dbl_kit.RunDir(next((tmp_path / "runs").iterdir()))
+    assert run.config["model"] == model
+    reloaded, info = dbl_kit.load_model(run.path)
+    assert info["model"]["model"] == model and type(reloaded).__name__ != "VSEModel" or model == "vse"
+    cfg = make_config(**{k: v for k, v in run.config.items() if k in dbl_kit.PARAMS})
+    folder, splits = prepare_data(cfg)
+    m, *_ = evaluate(reloaded, splits["test"], RunContext(cfg, torch.device("cpu"), splits, run.vocab(), run, folder))
+    assert m["rsum"] == run.metrics["branches"][run.target]["rsum"]
