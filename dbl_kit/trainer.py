@@ -126,9 +126,13 @@ class RunContext:
 def evaluate(model, split, ctx: RunContext):
     "`(metrics, sims [n_images, n_captions] float32 cpu, image encodings, caption encodings)` of `model` on `split`."
     if hasattr(model, "show_progress"): model.show_progress = bool(ctx.cfg.progress)   # a long similarity pass may show a bar
-    img, cap = encode_split(model, split, ctx.vocab, ctx.device, ctx.cfg.eval_batch_size, amp=ctx.amp)
-    with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=ctx.amp):
-        sims = model.similarity(img, cap).float().cpu()
+    was_training = model.training
+    model.eval()                       # the head too: no dropout, and no gradient checkpointing in the similarity engine
+    try:
+        img, cap = encode_split(model, split, ctx.vocab, ctx.device, ctx.cfg.eval_batch_size, amp=ctx.amp)
+        with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=ctx.amp):
+            sims = model.similarity(img, cap).float().cpu()
+    finally: model.train(was_training)
     return retrieval_metrics(sims, split.captions_per_image), sims, img, cap
 
 # %% ../nbs/06_trainer.ipynb #bec6f812

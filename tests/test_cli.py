@@ -19,6 +19,15 @@ def test_train_report_and_dashed_names(tmp_path, shapes_data_path):
     rep = dbl("report", str(tmp_path / "cli"))
     test_eq(rep.returncode, 0)
     assert "baseline*" in rep.stdout and "rsum" in rep.stdout
+    # resume from the shell: stopped after its epoch (metrics.json gone), the run is finished again in place
+    before = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    (tmp_path / "cli" / "metrics.json").unlink()
+    again = dbl("train", "--resume", str(tmp_path / "cli"), "--progress", "False")
+    test_eq(again.returncode, 0)
+    after = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    before.pop("train_seconds"); after.pop("train_seconds")
+    test_eq(after, before)
+    test_eq(sorted(p.name for p in tmp_path.iterdir()), ["cli"])
 
 
 def test_errors_are_one_sentence(tmp_path):
