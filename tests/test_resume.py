@@ -94,3 +94,23 @@ def test_resume_refuses_changed_parameters_and_returns_a_finished_run(tmp_path):
     assert again.metrics == res.metrics
     with pytest.raises(KitError, match="does not exist"):
         dbl_kit.train(resume=str(tmp_path / "nope"))
+
+
+OTHERS = {"momentum": dict(scenario="momentum", momentum_halflife=0.2),          # the EMA anchor's weights are state too
+          "online-3": dict(scenario="online", n_branches=3),
+          "ave": dict(model="ave", sim_dim=16, embed_size=16, word_dim=16, dataset="coco", batch_size=16)}   # tiny data
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_resume_other_scenarios_and_backbones(name, tmp_path):
+    params = {**PARAMS, "scenario": "baseline", "anchor_epochs": None, "max_train_captions": 384, **OTHERS[name]}
+    params = {k: v for k, v in params.items() if v is not None}
+    if params.get("dataset") == "coco":   # an interaction head scores every dev/test pair: a tiny COCO-format folder
+        from test_train import _tiny_precomp
+        _tiny_precomp(tmp_path / "data" / "coco_precomp", regions=12, dim=64)
+        params["data_path"] = str(tmp_path / "data")
+    ref = dbl_kit.train(runs_path=str(tmp_path / "ref"), run_name="ref", **params)
+    r = subprocess.run([sys.executable, str(RUNNER), "step", "4", json.dumps({**params, "runs_path": str(tmp_path / "k"),
+                        "run_name": "run"})], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, r.stderr[-500:]
+    res = dbl_kit.train(resume=str(tmp_path / "k" / "run"))
+    assert _final(res.run_dir)[:2] == _final(ref.run_dir)[:2]
