@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .core import KitError, atomic_path, save_json, load_json, save_npy, read_jsonl, _to_jsonable
@@ -20,8 +20,8 @@ from .data import Vocab, resolve_dataset, load_split
 from .models import rebuild_model
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'default_run_name', 'RunDir', 'open_run', 'file_digest', 'check_file', 'load_tensors',
-           'checkpoint_path', 'load_model']
+__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'default_run_name', 'RunDir', 'open_run', 'file_digest', 'check_file',
+           'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info', 'load_model']
 
 # %% ../nbs/12_rundir.ipynb #b6338baa
 FORMAT_VERSION = 2
@@ -180,8 +180,9 @@ class RunDir:
 
     @_writes
     def remove_partial_files(self) -> list[str]:
-        "Remove the hidden temporary files of writes that a killed process left behind; their names."
+        "Remove what a killed process left behind: hidden temporary files, a state whose JSON was never written; their names."
         found = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        found += [p for p in (self.path / "state").glob("state-*.safetensors") if not p.with_suffix(".json").exists()]
         for p in found: p.unlink(missing_ok=True)
         return [p.name for p in found]
 
@@ -190,9 +191,12 @@ class RunDir:
     def save_checkpoint(self, branch, model, **meta):
         "Write `<branch>.safetensors` (weights) and `<branch>.json` (model config + `meta`), atomically."
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        with atomic_path(self.checkpoint_file(branch)) as tmp:
-            save_file(state, str(tmp)); digest = file_digest(tmp)
-        save_json(self.file(f"{branch}.json"), {"branch": branch, "model": model.config, **meta, "file": digest})
+        info = {"branch": branch, "model": model.config, **{k: v for k, v in meta.items() if k != "file"}}
+        with atomic_path(self.checkpoint_file(branch)) as tmp:   # the weights carry their own info and digest
+            save_file(state, str(tmp), metadata={"dbl_kit": json.dumps(info, default=_to_jsonable),
+                                                 "tensors_sha256": tensors_digest(state)})
+            digest = file_digest(tmp)
+        save_json(self.file(f"{branch}.json"), {**info, "file": digest})
 
     def load_model(self, branch=None, device="cpu"):
         "`(model in eval mode, checkpoint info)` of a branch's best checkpoint (default: the target)."
@@ -314,6 +318,15 @@ def check_file(path, expected: dict | None, fix: str):
     if file_digest(path)["sha256"] != expected["sha256"]:
         raise KitError(f"{path} was altered: its sha256 differs from the one its JSON records; {fix}.")
 
+def tensors_digest(tensors: dict) -> str:
+    "sha256 of the tensors' names, dtypes, shapes and bytes, in name order: what a checkpoint's header records."
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
 def load_tensors(path, expected: dict | None, fix: str) -> dict:
     "The tensors of a `.safetensors` file, after `check_file`; a damaged file gets a `KitError` naming it."
     check_file(path, expected, fix)
@@ -335,11 +348,28 @@ def checkpoint_path(source, branch=None) -> Path:
         raise KitError(f"Checkpoint {p} not found; pass a run directory or a <branch>.safetensors file written by dbl_kit.train.")
     return p
 
+def checkpoint_info(path, fix: str) -> tuple[dict, dict]:
+    """`(tensors, info)` of a checkpoint from its own header (the info and tensor digest `save_checkpoint` embeds), for
+    when the JSON beside it describes other weights (the run stopped between the two writes); a damaged or
+    altered file gets a `KitError` naming it."""
+    try:
+        with safe_open(str(path), "pt") as f: header = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise KitError(f"{path} is not a readable safetensors file ({e}); {fix}.") from None
+    if "dbl_kit" not in header or tensors_digest(tensors) != header.get("tensors_sha256"):
+        raise KitError(f"{path} was altered or damaged: its weights match neither the JSON beside it nor their own "
+                       f"header; {fix}.")
+    return tensors, json.loads(header["dbl_kit"])
+
 def load_model(source, branch=None, device="cpu"):
     "Rebuild a model from a checkpoint; returns `(model in eval mode, checkpoint info dict)`."
     p = checkpoint_path(source, branch)
     info = load_json(p.with_suffix(".json"))
-    tensors = load_tensors(p, info.get("file"), "train the run again, or point to another checkpoint")
+    fix = "train the run again, or point to another checkpoint"
+    try: tensors = load_tensors(p, info.get("file"), fix)
+    except KitError:                                      # a run stopped between writing the weights and their JSON?
+        tensors, info = checkpoint_info(p, fix)          # the weights' own header says what they are
     model = rebuild_model(info["model"])
     model.load_state_dict(tensors)
     return model.to(device).eval(), info
