@@ -15,13 +15,11 @@ import torch.nn.functional as F
 
 from .core import MODELS, seed_everything, resolve_device
 from .config import make_config
-from .data import CaptionDataset, make_loader
 from .metrics import retrieval_metrics
 from .scenarios import Baseline, Offline, Online, Momentum, encode_split
 from .trainer import RunContext, prepare_data, prepare_vocab, train_step
 from .models import TokenSet, l2norm
 from .interaction import SCANt2i, SCANi2t, AVE, SGR   # importing it registers the interaction backbones
-
 
 # %% auto #0
 __all__ = ['overhead', 'loop_metrics', 'metrics_speed', 'loop_similarity', 'similarity_speed', 'main']
@@ -57,7 +55,7 @@ def overhead(batch_size=128, steps=10, warmup=3, rounds=5, device="auto", seed=0
     if info is not None:
         info.update(cache_seconds=cache_seconds, images=splits["train"].n_images, captions=splits["train"].n_captions,
                     device=str(dev), threads=torch.get_num_threads(), model=cfg.model)
-    loader = make_loader(CaptionDataset(splits["train"], ctx.vocab), cfg.batch_size, shuffle=True, seed=cfg.seed, workers=0)
+    loader = ctx.loader(cfg.seed)                       # the trainer's own batches
     batches = [b for _, b in zip(range(steps + warmup), loader)]
     times = {k: [] for k in scen}
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)

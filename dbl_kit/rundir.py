@@ -353,8 +353,7 @@ def checkpoint_info(path, fix: str) -> tuple[dict, dict]:
     when the JSON beside it describes other weights (the run stopped between the two writes); a damaged or
     altered file gets a `KitError` naming it."""
     try:
-        with safe_open(str(path), "pt") as f: header = f.metadata() or {}
-        tensors = load_file(str(path))
+        with safe_open(str(path), "pt") as f: header, tensors = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise KitError(f"{path} is not a readable safetensors file ({e}); {fix}.") from None
     if "dbl_kit" not in header or tensors_digest(tensors) != header.get("tensors_sha256"):

@@ -198,7 +198,7 @@ class Offline(Scenario):
         target_model = copy.deepcopy(anchor_model) if cfg.init_from_anchor else ctx.new_model(1)
         for p in target_model.parameters(): p.requires_grad_(True)
         cache = None
-        if (getattr(ctx, "anchor_cache", None) or anchor_cache_plan(ctx))["cached"]:
+        if (ctx.anchor_cache or anchor_cache_plan(ctx))["cached"]:
             img, cap = encode_split(anchor_model, ctx.splits["train"], ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp)
             cache = (img.to(torch.bfloat16), cap.to(torch.bfloat16)) if ctx.amp else (img, cap)
         yield Stage("target", cls(cfg, target_model.train(), anchor_model, cache), cfg.epochs, cfg.seed + 1,

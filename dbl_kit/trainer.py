@@ -93,6 +93,7 @@ class RunContext:
     started: float = field(default_factory=time.time)
     last_state: float = field(default_factory=time.time)
     dist: Dist = field(default_factory=Dist)   # this process's rank among `torchrun`'s processes (one: Dist())
+    anchor_cache: dict | None = None   # the offline scenario's anchor-cache decision (`anchor_cache_plan`), once made
 
     def train_seconds(self) -> float: return round(self.seconds_before + time.time() - self.started, 1)
 
@@ -272,6 +273,11 @@ class TrainResult:
         return f"TrainResult(run_dir='{self.run_dir}', target='{self.target}', test rsum={self.metrics['rsum']:.1f})"
     @property
     def history(self): return RunDir(self.run_dir).history()
+    @classmethod
+    def of(cls, run_dir) -> "TrainResult":
+        "The result of a finished run, read from its `metrics.json`."
+        m = RunDir(run_dir).metrics
+        return cls(Path(run_dir), m["target"], m.get("anchor"), m["branches"][m["target"]], m["branches"])
 
 def train(**params) -> TrainResult:
     "Train and evaluate per `params` (see `dbl_kit.config.PARAMS`); returns a `TrainResult`. `resume=RUN_DIR` continues a run."
@@ -319,9 +325,8 @@ def resume(**params) -> TrainResult:
         raise KitError(f"resume={str(run.path)!r} continues a run with its own parameters, but {', '.join(changed)} "
                        f"differ; drop them (only {', '.join(RESUME_RUNTIME)} may change), or start a new run.")
     if run.finished:
-        m = run.metrics
         tqdm.write(f"{run.path} already finished; nothing to resume.")
-        return TrainResult(run.path, m["target"], m.get("anchor"), m["branches"][m["target"]], m["branches"])
+        return TrainResult.of(run.path)
     cfg = make_config(**{**saved, **{k: params[k] for k in RESUME_RUNTIME if k in params}})
     validate_run(cfg, {})
     group, device = init_distributed(resolve_device(cfg.device))
@@ -349,8 +354,7 @@ def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
     run, cfg = ctx.run, ctx.cfg
     if not ctx.dist.main:                    # rank 0 evaluates; the others return what it wrote
         ctx.dist.barrier()
-        m = RunDir(run.path).metrics
-        return TrainResult(run.path, m["target"], m["anchor"], m["branches"][m["target"]], m["branches"])
+        return TrainResult.of(run.path)
     test_metrics, dev_metrics, extra = {}, {}, defaultdict(dict)
     testall = None
     if (ctx.folder / "testall_ims.npy").exists() and (ctx.folder / "testall_caps.txt").exists():
