@@ -19,7 +19,7 @@ from .metrics import retrieval_metrics
 from .scenarios import Baseline, Offline, Online, Momentum, encode_split
 from .trainer import RunContext, prepare_data, prepare_vocab, train_step
 from .models import TokenSet, l2norm
-from .interaction import SCANt2i, SCANi2t, AVE, SGR   # importing it registers the interaction backbones
+import dbl_kit.interaction   # importing it registers the interaction backbones
 
 # %% auto #0
 __all__ = ['overhead', 'loop_metrics', 'metrics_speed', 'loop_similarity', 'similarity_speed', 'main']
@@ -121,21 +121,22 @@ def _pool(scores, agg, lse):
 
 def _published_scores(model, imgs, words, img_glo, cap):
     "Scores [n_img] of one caption `words` (trimmed, repeated over the shard) against `imgs`, as the published code computes them."
-    if isinstance(model, SCANt2i):
+    kind = model.name   # by registered name, not class: a notebook re-running its class cells makes new classes
+    if kind == "scan_t2i":
         v = _published_attended(imgs, words, model.lam)
         return _pool(F.cosine_similarity(words, v, dim=2, eps=1e-8), model.agg, model.lse)
-    if isinstance(model, SCANi2t):
+    if kind == "scan_i2t":
         attn = _unit(F.leaky_relu(torch.bmm(words, imgs.transpose(1, 2)), 0.1), 2)     # [n_img, n, R], over regions
         v = torch.bmm(torch.softmax(attn.transpose(1, 2) * model.lam, dim=2), words)    # softmax over words
         return _pool(F.cosine_similarity(imgs, v, dim=2, eps=1e-8), model.agg, model.lse)
     v = _unit(_published_attended(imgs, words, model.lam))
     loc = _unit(model.sim_local((v - words) ** 2))                                   # [n_img, n, D]
-    if isinstance(model, AVE):
+    if kind == "ave":
         return torch.tanh(model.sim_eval(_unit(loc.mean(1)))).squeeze(-1)
     ones = torch.ones(1, words.shape[1], dtype=torch.bool, device=words.device)
     glo = _unit(model.sim_global((img_glo - model.txt_global(cap, ones)) ** 2))
     x = torch.cat([glo[:, None], loc], 1)
-    if isinstance(model, SGR):
+    if kind == "sgr":
         for step in model.steps:
             A = torch.softmax(torch.bmm(step.query(x), step.key(x).transpose(1, 2)), -1)
             x = F.relu(step.out(torch.bmm(A, x)))
