@@ -147,7 +147,9 @@ def find_settings(start=None) -> Path | None:
     p = Path(start or Path.cwd()).resolve()
     for d in [p, *p.parents]:
         f = d / "settings.ini"
-        if f.is_file():
+        try: found = f.is_file()
+        except PermissionError: continue   # a folder this user may not search: no settings of theirs can be there
+        if found:
             cp = configparser.ConfigParser()
             try: cp.read(f, encoding="utf-8")
             except configparser.Error as e: raise KitError(f"{f} is not a valid ini file ({e}); fix or delete it.") from None
