@@ -136,11 +136,14 @@ def test_block_engine_matches_per_caption_loop(name, kw, blocks):
     (S, gr, gw, gp), (S_ref, gr_ref, gw_ref, gp_ref) = results
     test_eq(S.shape, (N_IMG, len(LENGTHS)))
     test_close(S, S_ref, eps=1e-5)
-    test_close(gr, gr_ref, eps=1e-4)
-    test_close(gw, gw_ref, eps=1e-4)
+    # Gradients have no fixed size: each tolerance is relative to the largest reference entry (float32 sums in
+    # another order differ by a few units in the 7th digit, and the CPU's vector width decides the order).
+    def rel(ref): return 1e-4 * float(ref.abs().max()) + 1e-7   # 1e-7: what this test counts as no gradient
+    test_close(gr, gr_ref, eps=rel(gr_ref))
+    test_close(gw, gw_ref, eps=rel(gw_ref))
     assert gw[1, 1:].abs().max() == 0                        # padding gets no gradient
     assert set(gp) >= set(gp_ref) - {k for k in gp_ref if gp_ref[k].abs().max() < 1e-7}
-    for k in gp_ref: test_close(gp.get(k, torch.zeros_like(gp_ref[k])), gp_ref[k], eps=1e-4)
+    for k in gp_ref: test_close(gp.get(k, torch.zeros_like(gp_ref[k])), gp_ref[k], eps=rel(gp_ref[k]))
 
 
 @pytest.mark.parametrize("name", HEADS)
