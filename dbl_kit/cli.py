@@ -1,4 +1,4 @@
-"""The command line: `dbl-kit train --name value ...` (or `python -m dbl_kit train ...`), `dbl-kit report RUN`, `dbl-kit check DATASET`.
+"""The command line: `dbl-kit train --name value ...` (or `python -m dbl_kit train ...`), `dbl-kit report RUN`, `dbl-kit check DATASET`, `dbl-kit eval RUN ...`, `dbl-kit recipes`.
 
 Docs: https://dbl-kit.github.io/dbl-kit/cli.html.md"""
 
@@ -13,7 +13,7 @@ from .config import PARAMS, make_config
 from .data import resolve_dataset, validate_precomp
 
 # %% auto #0
-__all__ = ['parse_value', 'make_parser', 'main', 'console']
+__all__ = ['COMMANDS', 'parse_value', 'make_parser', 'main', 'console']
 
 # %% ../nbs/20_cli.ipynb #4447f2dc
 def parse_value(text: str):
@@ -40,6 +40,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dbl-kit", description="Deep Boosting Learning for image-text matching.")
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    for name, (add, _) in COMMANDS.items(): add(sub)
     r = sub.add_parser("report", help="print the test metrics of a finished run directory")
     r.add_argument("run_dir", help="a run directory written by dbl-kit train")
     c = sub.add_parser("check", help="validate a dataset folder (every problem, with its file and fix)")
@@ -65,6 +66,8 @@ def main(argv=None) -> int:
             from dbl_kit.trainer import train
             params = {k: v for k, v in vars(args).items() if k != "command"}
             print(train(**params))
+        elif args.command in COMMANDS:
+            return COMMANDS[args.command][1](args)
         elif args.command == "report":
             from dbl_kit.report import report
             print(report(args.run_dir))
@@ -78,3 +81,52 @@ def main(argv=None) -> int:
 def console() -> None:
     "The `dbl-kit` console script (installed by pip)."
     sys.exit(main())
+
+# %% ../nbs/20_cli.ipynb #0104e0a5
+COMMANDS = {}   # name -> (add its parser to the subparsers, run it on the parsed args -> exit status)
+
+def _eval_parser(sub):
+    e = sub.add_parser("eval", help="score run directories (several: an ensemble) or a similarity matrix on a split",
+                       description="Score runs on a split with the published protocols (F30K 1K; COCO testall: 1K, 5K, "
+                                   "ECCV Caption and CxC); writes DIR/metrics.json and DIR/sims.npy.")
+    e.add_argument("runs", nargs="*", help="run directories; several form an ensemble (similarity matrices averaged)")
+    e.add_argument("--dataset", default=None, help="'coco', 'f30k', 'shapes' or a precomp folder (default: the first run's)")
+    e.add_argument("--split", default="test", help="the split to score, e.g. test or testall (default: test)")
+    e.add_argument("--out", default=None, help="evaluation folder (default: RUN/eval-<dataset>-<split>, or runs_path/... for an ensemble)")
+    e.add_argument("--weights", default=None, help="comma-separated ensemble weights, one per member (default: equal)")
+    e.add_argument("--sims", action="append", default=[], metavar="FILE.npy",
+                   help="a [n_images, n_captions] matrix computed elsewhere, scored (or averaged in) the same way; repeatable")
+    e.add_argument("--branch", default=None, help="branch of each run to score (default: its target)")
+    e.add_argument("--data_path", "--data-path", default=None, help="folder holding coco_precomp/ etc. (default: settings.ini)")
+    e.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda[:N]' (default: settings.ini / DBL_DEVICE)")
+    e.add_argument("--amp", type=parse_value, default=None, help="bf16 autocast: auto, True, False (default: as each run trained)")
+    e.add_argument("--eval_batch_size", "--eval-batch-size", type=int, default=None, help="encoding batch (default: the run's)")
+    e.add_argument("--sim_budget_mb", "--sim-budget-mb", type=float, default=None, help="interaction backbones: MB per block (default: the run's)")
+    e.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default 0: torch's choice)")
+    e.add_argument("--no-eccv", dest="eccv", action="store_false", help="skip ECCV Caption / CxC on COCO 5K")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+
+def _weights(text):
+    if text is None: return None
+    try: return [float(w) for w in text.split(",") if w.strip()]
+    except ValueError: raise KitError(f"--weights {text!r} is not a comma-separated list of numbers; e.g. --weights 1,1.") from None
+
+def _eval(args) -> int:
+    from dbl_kit.evaluation import evaluate_runs, format_eval
+    r = evaluate_runs(args.runs, dataset=args.dataset, split=args.split, out=args.out, weights=_weights(args.weights),
+                      sims=args.sims, branch=args.branch, data_path=args.data_path, device=args.device, amp=args.amp,
+                      eval_batch_size=args.eval_batch_size, sim_budget_mb=args.sim_budget_mb, eccv="auto" if args.eccv else False,
+                      threads=args.threads, progress=not args.quiet)
+    if args.quiet: print(format_eval(r) + f"\n-> {r['out']}")
+    return 0
+
+def _recipes_parser(sub):
+    r = sub.add_parser("recipes", help="list the published training recipes (train --recipe NAME)")
+    r.add_argument("name", nargs="?", default=None, help="one recipe to show (default: all)")
+
+def _recipes(args) -> int:
+    from dbl_kit.recipes import describe_recipes
+    print(describe_recipes(args.name))
+    return 0
+
+COMMANDS.update({"eval": (_eval_parser, _eval), "recipes": (_recipes_parser, _recipes)})

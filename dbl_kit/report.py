@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .core import KitError
 from .metrics import METRIC_KEYS
-from .rundir import RunDir
+from .rundir import RunDir, EvalDir
 
 # %% auto #0
 __all__ = ['KEYS', 'format_metrics', 'report']
@@ -29,13 +29,21 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(rows)
 
 def report(run_dir) -> str:
-    "The report of a run directory: where it is, the dataset, the test table."
+    "The report of a run directory (where it is, the dataset, the test table), or of an evaluation folder (its table)."
+    if EvalDir.holds(run_dir): return _eval_report(run_dir)
     run = RunDir(run_dir)
     if not run.finished: raise KitError(f"{run.path} has no test metrics to report: {run.status()}.")
     m = run.metrics
     secs = m.get("train_seconds")
     return (f"run {run.path}  (dataset {m['dataset']}, {m['split']} split" + (f", trained in {secs:.0f} s" if secs else "") + ")\n"
             + format_metrics(m) + "\n* target branch; recalls in percent, rsum = sum of the six recalls (max 600)")
+
+# %% ../nbs/18_report.ipynb #37d2e58d
+def _eval_report(path) -> str:
+    from dbl_kit.evaluation import format_eval
+    run = EvalDir(path)
+    if not run.finished: raise KitError(f"{run.path} has no metrics to report: {run.status()}; run dbl-kit eval again.")
+    return f"evaluation {run.path}\n" + format_eval(run.metrics)
 
 # %% ../nbs/18_report.ipynb #b6d08a36
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from .data import Vocab, resolve_dataset, load_split
 from .models import rebuild_model
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'default_run_name', 'RunDir', 'open_run', 'file_digest', 'check_file',
-           'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info', 'load_model']
+__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'EVAL_BRANCH', 'default_run_name', 'RunDir', 'open_run', 'EvalDir', 'file_digest',
+           'check_file', 'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info', 'load_model']
 
 # %% ../nbs/12_rundir.ipynb #b6338baa
 FORMAT_VERSION = 2
@@ -297,8 +297,37 @@ class RunDir:
         return out
 
 def open_run(run_dir) -> RunDir:
-    "Open a run directory (a `RunDir` is returned as is)."
-    return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    "Open a run directory or an evaluation folder (`EvalDir`); a `RunDir` is returned as is."
+    if isinstance(run_dir, RunDir): return run_dir
+    return EvalDir(run_dir) if EvalDir.holds(run_dir) else RunDir(run_dir)
+
+# %% ../nbs/12_rundir.ipynb #721fd5a6
+EVAL_BRANCH = "eval"
+
+class EvalDir(RunDir):
+    "An evaluation folder (`dbl_kit.evaluation`): one branch, `eval`, and one split, the evaluated one (`sims.npy`)."
+    @staticmethod
+    def holds(path) -> bool:
+        "Whether `path` is an evaluation folder (its config.json says `kind: eval`)."
+        f = Path(path) / "config.json"
+        try: return f.is_file() and load_json(f).get("kind") == "eval"
+        except (KitError, OSError, AttributeError): return False
+    split = property(lambda self: self.config["split"])
+    def sims_file(self, branch, split) -> Path:
+        return self.path / ("sims.npy" if split == self.split else f"sims_{branch}_{split}.npy")
+    def sims(self, branch, split=None) -> np.ndarray:
+        "The scored [n_images, n_captions] matrix (float32, memory-mapped); `split` is the evaluated one."
+        split = self.split if split is None else split
+        if split != self.split: raise KitError(f"{self.path} evaluated split {self.split!r}, not {split!r}; pass split={self.split!r}.")
+        key = ("sims", self.branch(branch), split)
+        if key not in self._cache: self._cache[key] = self._npy(self.sims_file(branch, split), f"{split} similarities")
+        return self._cache[key]
+    def available_splits(self): return [self.split] if (self.path / "sims.npy").is_file() else []
+    def history(self) -> list[dict]: return []
+    def status(self) -> str:
+        if not self.finished: return "not finished: no metrics.json (the evaluation was stopped)"
+        m = self.metrics
+        return f"evaluation of {len(self.config.get('members', []))} member(s) on {self.dataset} {self.split}: rSum {m['branches'][m['target']]['rsum']:.1f}"
 
 # %% ../nbs/12_rundir.ipynb #3d76122f
 def file_digest(path) -> dict:
