@@ -143,8 +143,10 @@ def _package_lists(sims, ann, depth=100):
     "The retrieved-item dicts eccv-caption takes (COCO ids, best first), cut at `depth` (>= every query's positives, >= 10)."
     cids = [int(c) for c in ann.coco_ids]
     iids = [ann.coco_gts["t2i"][c][0] for c in cids[::5]]
-    top_c = np.argsort(-sims, axis=1, kind="stable")[:, :depth]
-    top_i = np.argsort(-sims.T, axis=1, kind="stable")[:, :depth]
+    def top(m):   # no ties in a random continuous matrix: the partition's best `depth`, sorted
+        part = np.argpartition(-m, depth, axis=1)[:, :depth]
+        return np.take_along_axis(part, np.argsort(-np.take_along_axis(m, part, 1), axis=1), 1)
+    top_c, top_i = top(sims), top(np.ascontiguousarray(sims.T))
     return ({iids[i]: [cids[j] for j in row] for i, row in enumerate(top_c)},
             {cids[j]: [iids[i] for i in row] for j, row in enumerate(top_i)})
 
