@@ -239,7 +239,7 @@ def _word_count(path) -> int:
 def run_bytes(cfg, data, vocab_size) -> int:
     "About how many bytes a run of `cfg` writes, from the split sizes in `data` (see `check_dataset`) and `vocab_size`."
     branches = len(SCENARIOS[cfg.scenario].layout(cfg)[0])
-    with torch.device("meta"): model = build_model(cfg, vocab_size, data["train"]["shape"][-1])
+    with torch.device("meta"): model = build_model(cfg, vocab_size, data["train"]["shape"][-1], data["train"]["shape"][1])
     weights = sum(t.numel() * 4 for t in model.state_dict().values())
     sims = sum(4 * data[s]["shape"][0] * data[s]["captions"] for s in ("dev", "test"))
     embeddings = 2 * cfg.embed_size * (data["dev"]["shape"][0] + data["dev"]["captions"])
