@@ -19,7 +19,7 @@ from .core import KitError, MODELS
 # %% auto #0
 __all__ = ['NORMS', 'POOLS', 'TokenSet', 'cat_encodings', 'length_mask', 'l2norm', 'masked_mean', 'sinusoid_positions',
            'gpo_pool', 'GPO', 'check_norm', 'RowBatchNorm', 'drop_regions', 'ImageEncoder', 'WordEncoder',
-           'TextEncoder', 'VSEModel', 'build_model', 'rebuild_model']
+           'TextEncoder', 'VSEModel', 'build_model', 'upgrade_config', 'rebuild_model']
 
 # %% ../nbs/03_models.ipynb #e71b23d8
 @dataclass
@@ -259,15 +259,20 @@ def build_model(cfg, vocab_size: int, feat_dim: int, n_regions: int | None = Non
     model.config = {"model": name, **model.config}
     return model
 
+def upgrade_config(config: dict) -> dict:
+    """A checkpoint's model `config` as this version builds it: one written before the published architectures (no
+    `word_dropout`) goes through its backbone's `legacy_config` (the layers it was trained with, `norm="layer"`)."""
+    builder = MODELS[config.get("model", "vse")]
+    if "word_dropout" not in config and hasattr(builder, "legacy_config"): return builder.legacy_config(dict(config))
+    return dict(config)
+
 def rebuild_model(config: dict) -> nn.Module:
     """A fresh model from the `config` a checkpoint recorded (`model` name + sizes); a config without a name is `vse`.
     A config written before the published architectures (no `word_dropout`) is upgraded by the backbone's
     `legacy_config`: it rebuilds the layers it was trained with (`norm="layer"`)."""
-    config = dict(config)
+    config = upgrade_config(config)
     name = config.pop("model", "vse")
-    builder = MODELS[name]
-    if "word_dropout" not in config and hasattr(builder, "legacy_config"): config = builder.legacy_config(config)
-    try: model = builder(**config)
+    try: model = MODELS[name](**config)
     except TypeError as e:
         raise KitError(f"The checkpoint's model config {config} does not fit backbone {name!r} ({e}); "
                        "it was written by another version of that backbone: train it again.") from None

@@ -31,7 +31,8 @@ def format_metrics(metrics: dict) -> str:
 def report(run_dir) -> str:
     "The report of a run directory: where it is, the dataset, the test table."
     run = RunDir(run_dir)
-    if not run.finished: raise KitError(f"{run.path} has no test metrics to report: {run.status()}.")
+    if not run.finished or not run.metrics.get("branches"):
+        raise KitError(f"{run.path} has no test metrics to report: {run.status()}.")
     m = run.metrics
     secs = m.get("train_seconds")
     return (f"run {run.path}  (dataset {m['dataset']}, {m['split']} split" + (f", trained in {secs:.0f} s" if secs else "") + ")\n"

@@ -24,7 +24,7 @@ from .models import build_model
 from .metrics import retrieval_metrics, coco_1k_metrics
 from .rundir import RunDir, default_run_name, checkpoint_path, load_model
 from .scenarios import Stage, encode_split
-from .validate import validate_run
+from .validate import anchor_settings, validate_run
 from .distributed import Dist, init_distributed
 
 # %% auto #0
@@ -285,6 +285,8 @@ def train(**params) -> TrainResult:
     "Train and evaluate per `params` (see `dbl_kit.config.PARAMS`); returns a `TrainResult`. `resume=RUN_DIR` continues a run."
     cfg = make_config(**params)
     if cfg.resume: return resume(**params)
+    fixed = anchor_settings(params)     # what an offline anchor fixes and the caller left unset
+    if fixed: params = {**params, **fixed}; cfg = make_config(**params)
     scenario = SCENARIOS[cfg.scenario]
     notes = validate_run(cfg, params)   # every input checked before anything is created
     group, device = init_distributed(resolve_device(cfg.device))    # torchrun's process group, if any
