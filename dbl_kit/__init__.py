@@ -19,3 +19,4 @@ from .metrics import retrieval_metrics
 from .rundir import RunDir, load_model
 from .scenarios import Scenario
 from .trainer import train, TrainResult
+from .published import import_checkpoint

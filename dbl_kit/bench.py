@@ -141,7 +141,10 @@ def _published_scores(model, imgs, words, img_glo, cap):
             A = torch.softmax(torch.bmm(step.query(x), step.key(x).transpose(1, 2)), -1)
             x = F.relu(step.out(torch.bmm(A, x)))
         return torch.sigmoid(model.sim_eval(x[:, 0])).squeeze(-1)
-    g = torch.sigmoid(model.gate_norm(model.gate(x).squeeze(-1), torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)))
+    z = model.gate(x).transpose(1, 2)                                                # [n_img, 1, L + 1], as published
+    if model.norm == "batch": z = model.gate_norm(z)                                 # BatchNorm1d(1) (eval: running stats)
+    else: z = model.gate_norm(z.squeeze(1), torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))[:, None]
+    g = torch.sigmoid(z.squeeze(1))
     g = g / (g.sum(-1, keepdim=True) + 1e-8)
     return torch.sigmoid(model.sim_eval(_unit(torch.bmm(g[:, None], x).squeeze(1)))).squeeze(-1)
 
@@ -198,7 +201,8 @@ def similarity_speed(heads=("scan_t2i", "scan_i2t", "ave", "sgr", "saf"), images
     out = {}
     for head in heads:
         builder = MODELS[head]
-        kw = {"sim_dim": sim_dim} if "sim_dim" in inspect.signature(builder).parameters else {}
+        params = inspect.signature(builder).parameters
+        kw = {**({"sim_dim": sim_dim} if "sim_dim" in params else {}), **({"n_regions": regions} if "n_regions" in params else {})}
         torch.manual_seed(seed)
         model = builder(vocab_size=10, feat_dim=8, embed_size=embed_size, **kw).to(dev).eval()
         model.show_progress = False

@@ -35,6 +35,18 @@ def _train_parser(sub):
                        help=f"{p.text} (default: {p.default!r})".replace("%", "%%"))
     return t
 
+def _import_parser(sub):
+    i = sub.add_parser("import", help="a published SCAN / SGRAF / VSE-infinity / DBL checkpoint as a run directory",
+                       description="Read a published checkpoint safely (weights_only) and write a run directory for it.")
+    i.add_argument("checkpoint", help="the published .pth.tar file")
+    i.add_argument("--vocab", required=True, help="the vocabulary JSON it was trained with (SCAN's format)")
+    i.add_argument("--out", required=True, help="the run directory to create")
+    i.add_argument("--branch", default=None, choices=["model", "model_t"], help="DBL MSS: 'model' (student, default) or 'model_t' (teacher)")
+    i.add_argument("--dataset", default=None, help="dataset to evaluate on (default: from the checkpoint's opt.data_name)")
+    i.add_argument("--data_path", "--data-path", default=None, help="folder holding coco_precomp/ etc. (default: settings.ini)")
+    i.add_argument("--no-evaluate", dest="evaluate", action="store_false", default=None, help="only import, do not score dev/test")
+    return i
+
 def make_parser() -> argparse.ArgumentParser:
     "The `dbl-kit` argument parser: `train`, `report`, `check`."
     p = argparse.ArgumentParser(prog="dbl-kit", description="Deep Boosting Learning for image-text matching.")
@@ -47,6 +59,7 @@ def make_parser() -> argparse.ArgumentParser:
     c.add_argument("dataset", help="'shapes', 'coco', 'f30k' or a path to a precomp folder")
     c.add_argument("--data_path", "--data-path", default=None, help="folder holding coco_precomp/ etc. (default: settings.ini)")
     c.add_argument("--splits", default="train,dev,test", help="comma-separated splits to check (default: train,dev,test)")
+    _import_parser(sub)
     return p
 
 # %% ../nbs/20_cli.ipynb #ba70f1c8
@@ -59,7 +72,7 @@ def _check(args) -> int:
     return 1 if problems else 0
 
 def main(argv=None) -> int:
-    "`dbl-kit {train,report,check} ...`; returns the exit status."
+    "`dbl-kit {train,report,check,import} ...`; returns the exit status."
     args = make_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "train":
@@ -68,6 +81,11 @@ def main(argv=None) -> int:
             print(train(**params))
         elif args.command in COMMANDS:
             return COMMANDS[args.command][1](args)
+        elif args.command == "import":
+            from dbl_kit.published import import_checkpoint
+            path = import_checkpoint(args.checkpoint, args.vocab, args.out, branch=args.branch, dataset=args.dataset,
+                                     data_path=args.data_path, evaluate=args.evaluate)
+            print(f"imported {args.checkpoint} -> {path}")
         elif args.command == "report":
             from dbl_kit.report import report
             print(report(args.run_dir))

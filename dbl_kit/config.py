@@ -92,7 +92,11 @@ PARAMS: dict[str, Param] = {
     "word_dim":         Param(300, number(int, 1), "word embedding size"),
     "img_pool":         Param("gpo", choice("gpo", "mean"), "pooling of region features"),
     "txt_pool":         Param("gpo", choice("gpo", "mean"), "pooling of word features"),
-    "dropout":          Param(0.1, number(float, 0, 0.9), "dropout in the encoders (off in eval mode)"),
+    "dropout":          Param(None, number(float, 0, 0.9, optional=True), "one rate for every dropout that word_dropout / sa_dropout leave unset, and the vse MLP's dropout with norm='layer'; default: each layer's own default (off in eval mode)"),
+    "norm":             Param("batch", choice("batch", "layer"), "sgr/saf/vse normalisation: 'batch' = the published BatchNorm layers (SGRAF VisualSA BatchNorm1d(R) + BatchNorm1d(E), SAF gate BatchNorm1d(1), VSE-infinity MLP BatchNorm1d(E/2)); 'layer' = the kit's earlier LayerNorm-style layers (any region count, no batch statistics; dropouts default to 0.1)"),
+    "word_dropout":     Param(None, number(float, 0, 0.9, optional=True), "dropout on the word embeddings; default: the backbone's published value (ave/sgr/saf 0.4 as SGRAF and DBL, scan_*/vse 0 as SCAN and VSE-infinity)"),
+    "sa_dropout":       Param(None, number(float, 0, 0.9, optional=True), "sgr/saf: dropout in the image and text self-attention (VisualSA/TextSA); default: 0.4 (published)"),
+    "region_drop":      Param(None, number(float, 0, 0.9, optional=True), "vse: share of regions dropped from each training image (GPO pools the kept ones); default: 0.2 (VSE-infinity) with norm='batch', 0 with norm='layer'"),
     # interaction backbones (scan_t2i, scan_i2t, ave, sgr, saf)
     "sim_dim":          Param(256, number(int, 1), "ave/sgr/saf: size of the local similarity vectors (SGRAF: 256)"),
     "lambda_softmax":   Param(None, number(float, 0, low_open=True, optional=True), "attention inverse temperature; default: the head's published value (t2i and ave/sgr/saf 9, i2t 4)"),
@@ -103,7 +107,9 @@ PARAMS: dict[str, Param] = {
     # optimisation
     "epochs":           Param(6, number(int, 1), "training epochs (the target's, in the offline scenario); 6 fits `make demo` in a few minutes on 2 CPU cores"),
     "batch_size":       Param(128, number(int, 2), "matched pairs per batch"),
-    "lr":               Param(5e-4, number(float, 0, low_open=True), "Adam learning rate"),
+    "lr":               Param(5e-4, number(float, 0, low_open=True), "learning rate (Adam or AdamW)"),
+    "optimizer":        Param(None, choice(None, "adam", "adamw"), "'adam' or 'adamw'; default: the backbone's published optimizer (vse: AdamW as VSE-infinity; the others: Adam as SCAN, SGRAF and DBL)"),
+    "weight_decay":     Param(None, number(float, 0, optional=True), "optimizer weight decay; default: AdamW's 0.01 (as VSE-infinity, which keeps torch's default), Adam's 0"),
     "lr_decay":         Param(0.1, number(float, 0, 1, low_open=True), "learning-rate factor applied every lr_decay_epochs"),
     "lr_decay_epochs":  Param(None, number(int, 1, optional=True), "step decay period in epochs; default: 2/3 of epochs"),
     "grad_clip":        Param(2.0, number(float, 0), "gradient-norm clipping per branch (0: off)"),

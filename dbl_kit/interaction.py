@@ -18,7 +18,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from .core import KitError, MODELS
-from .models import TokenSet, WordEncoder, length_mask, l2norm
+from .models import TokenSet, WordEncoder, check_norm, length_mask, l2norm
 
 # %% auto #0
 __all__ = ['AGGREGATIONS', 'TokenImageEncoder', 'TokenTextEncoder', 'word_attention', 'masked_aggregate', 'InteractionModel',
@@ -77,15 +77,28 @@ class InteractionModel(nn.Module):
     cpu_block_mb = 32.0
     cpu_parallel_blocks = True
 
-    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int, word_dim: int, dropout: float,
+    published_word_dropout = 0.0   # dropout on the word embeddings in the published code of the head
+
+    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int, word_dim: int, word_dropout: float,
                  sim_budget_mb: float, **head):
         super().__init__()
         if not sim_budget_mb > 0: raise KitError(f"sim_budget_mb={sim_budget_mb!r} must be > 0 (megabytes of intermediates).")
         self.config = dict(model=self.name, vocab_size=int(vocab_size), feat_dim=int(feat_dim), embed_size=int(embed_size),
-                           word_dim=int(word_dim), dropout=float(dropout), **head, sim_budget_mb=float(sim_budget_mb))
+                           word_dim=int(word_dim), word_dropout=float(word_dropout), **head, sim_budget_mb=float(sim_budget_mb))
         self.embed_size, self.sim_budget_mb = int(embed_size), float(sim_budget_mb)
         self.img_enc = TokenImageEncoder(feat_dim, embed_size)
-        self.txt_enc = TokenTextEncoder(vocab_size, embed_size, word_dim, dropout)
+        self.txt_enc = TokenTextEncoder(vocab_size, embed_size, word_dim, word_dropout)
+
+    @staticmethod
+    def rate(specific, dropout, default) -> float:
+        "A dropout rate: the specific parameter, else the shared `dropout`, else the default."
+        return float(specific if specific is not None else dropout if dropout is not None else default)
+
+    @classmethod
+    def legacy_config(cls, config: dict) -> dict:
+        "A model config written before the published architectures: its one `dropout` was the word dropout."
+        config = dict(config)
+        return {**config, "word_dropout": float(config.pop("dropout", 0.1))}
 
     # -- the model interface -------------------------------------------------------------------------------
     def encode_images(self, regions) -> TokenSet:
@@ -133,7 +146,8 @@ class InteractionModel(nn.Module):
     def _image_terms_chunked(self, I, dtype, grad):
         "`image_terms` of all images, in chunks that keep their intermediates within the budget."
         n, R, E = I.shape
-        chunk = max(1, int(self.block_mb(I.device, grad) * 2**20 // (4 * 4 * R * E))) if not grad else n
+        whole = grad or self.training     # training-mode batch statistics are over all images at once
+        chunk = max(1, int(self.block_mb(I.device, grad) * 2**20 // (4 * 4 * R * E))) if not whole else n
         parts = [self.image_terms(I[i:i + chunk].to(dtype)) for i in range(0, n, chunk)]
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
@@ -172,7 +186,8 @@ class InteractionModel(nn.Module):
                     ids = slice(c0, c1) if order is None else order[c0:c1]
                     mask = length_mask(lengths[ids], width)
                     caps = C[ids, :width].to(dtype).masked_fill(~mask[..., None], 0)
-                    ctx = (ids, caps, mask, self.caption_terms(caps, mask))
+                    terms = {**self.caption_terms(caps, mask), "ids": torch.arange(c0, c1) if order is None else ids}
+                    ctx = (ids, caps, mask, terms)
                     for i0 in range(0, n_i, bi): yield ctx, i0
 
             def score(job):
@@ -215,12 +230,12 @@ class SCAN(InteractionModel):
     "Shared set-up of the two SCAN directions: `lambda_softmax`, `agg` and `lse` with the direction's published defaults."
     defaults = dict(lambda_softmax=9.0, lse=6.0)
 
-    def _init(self, vocab_size, feat_dim, embed_size, word_dim, dropout, lambda_softmax, agg, lse, sim_budget_mb):
+    def _init(self, vocab_size, feat_dim, embed_size, word_dim, dropout, word_dropout, lambda_softmax, agg, lse, sim_budget_mb):
         if agg not in AGGREGATIONS: raise KitError(f"agg={agg!r} is not a SCAN aggregation; use one of {AGGREGATIONS}.")
         lam = self.defaults["lambda_softmax"] if lambda_softmax is None else float(lambda_softmax)
         lse = self.defaults["lse"] if lse is None else float(lse)
-        super().__init__(vocab_size, feat_dim, embed_size, word_dim, dropout, sim_budget_mb,
-                         lambda_softmax=lam, agg=agg, lse=lse)
+        word = self.rate(word_dropout, dropout, self.published_word_dropout)
+        super().__init__(vocab_size, feat_dim, embed_size, word_dim, word, sim_budget_mb, lambda_softmax=lam, agg=agg, lse=lse)
         self.lam, self.agg, self.lse = lam, agg, lse
 
     def pair_flops(self, R, L) -> float:
@@ -229,10 +244,10 @@ class SCAN(InteractionModel):
 class SCANt2i(SCAN):
     "SCAN text-to-image: every word attends to the regions; the caption's score pools word-context cosines."
     name, direction = "scan_t2i", "t2i"
-    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300, dropout: float = 0.1,
-                 lambda_softmax: float | None = None, agg: str = "avg", lse: float | None = None,
-                 sim_budget_mb: float = 4096.0):
-        self._init(vocab_size, feat_dim, embed_size, word_dim, dropout, lambda_softmax, agg, lse, sim_budget_mb)
+    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
+                 dropout: float | None = None, word_dropout: float | None = None, lambda_softmax: float | None = None,
+                 agg: str = "avg", lse: float | None = None, sim_budget_mb: float = 4096.0):
+        self._init(vocab_size, feat_dim, embed_size, word_dim, dropout, word_dropout, lambda_softmax, agg, lse, sim_budget_mb)
 
     def caption_terms(self, caps, mask) -> dict:
         return {"norms": caps.norm(dim=-1)}                                         # [b_c, L]
@@ -254,10 +269,10 @@ class SCANi2t(SCAN):
     "SCAN image-to-text: every region attends to the words; the image's score pools region-context cosines."
     name, direction = "scan_i2t", "i2t"
     defaults = dict(lambda_softmax=4.0, lse=5.0)
-    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300, dropout: float = 0.1,
-                 lambda_softmax: float | None = None, agg: str = "avg", lse: float | None = None,
-                 sim_budget_mb: float = 4096.0):
-        self._init(vocab_size, feat_dim, embed_size, word_dim, dropout, lambda_softmax, agg, lse, sim_budget_mb)
+    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
+                 dropout: float | None = None, word_dropout: float | None = None, lambda_softmax: float | None = None,
+                 agg: str = "avg", lse: float | None = None, sim_budget_mb: float = 4096.0):
+        self._init(vocab_size, feat_dim, embed_size, word_dim, dropout, word_dropout, lambda_softmax, agg, lse, sim_budget_mb)
 
     def caption_terms(self, caps, mask) -> dict:
         return {"gram": caps @ caps.transpose(1, 2)}                                # H = [c_w . c_w']  [b_c, L, L]
@@ -314,11 +329,12 @@ def _init_linear(module):
 
 class AVE(InteractionModel):
     "The DBL reference head: SCAN t2i attention, a local similarity vector per word, averaged, then tanh(w . s + b)."
-    name = "ave"
-    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300, dropout: float = 0.1,
-                 sim_dim: int = 256, lambda_softmax: float | None = None, sim_budget_mb: float = 4096.0):
+    name, published_word_dropout = "ave", 0.4
+    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
+                 dropout: float | None = None, word_dropout: float | None = None, sim_dim: int = 256,
+                 lambda_softmax: float | None = None, sim_budget_mb: float = 4096.0):
         lam = 9.0 if lambda_softmax is None else float(lambda_softmax)
-        super().__init__(vocab_size, feat_dim, embed_size, word_dim, dropout, sim_budget_mb,
+        super().__init__(vocab_size, feat_dim, embed_size, word_dim, self.rate(word_dropout, dropout, 0.4), sim_budget_mb,
                          sim_dim=int(sim_dim), lambda_softmax=lam)
         self.lam, self.sim_dim = lam, int(sim_dim)
         self.sim_local = nn.Linear(embed_size, sim_dim)
@@ -349,12 +365,16 @@ class GradDropout(nn.Dropout):
         return F.dropout(x, self.p, self.training and torch.is_grad_enabled(), self.inplace)
 
 class ImageGlobal(nn.Module):
-    "Self-attended global image vector: regions weighted by agreement with the mean region (SGRAF), LayerNorm for BatchNorm."
-    def __init__(self, embed_size: int, dropout: float):
+    """Self-attended global image vector: regions weighted by agreement with the mean region (SGRAF's VisualSA).
+    `norm="batch"`: the published `BatchNorm1d(n_regions)` over region slots and `BatchNorm1d(E)` on the mean branch;
+    `norm="layer"`: LayerNorm over each vector's features in both (any region count, no batch statistics)."""
+    def __init__(self, embed_size: int, dropout: float, norm: str = "batch", n_regions: int = 36):
         super().__init__()
-        E = embed_size
-        self.local = nn.Sequential(nn.Linear(E, E), nn.LayerNorm(E), nn.Tanh(), GradDropout(dropout))
-        self.mean = nn.Sequential(nn.Linear(E, E), nn.LayerNorm(E), nn.Tanh(), GradDropout(dropout))
+        E, batch = embed_size, norm == "batch"
+        self.local = nn.Sequential(nn.Linear(E, E), nn.BatchNorm1d(n_regions) if batch else nn.LayerNorm(E), nn.Tanh(),
+                                   GradDropout(dropout))
+        self.mean = nn.Sequential(nn.Linear(E, E), nn.BatchNorm1d(E) if batch else nn.LayerNorm(E), nn.Tanh(),
+                                  GradDropout(dropout))
         self.score = nn.Linear(E, 1)
         _init_linear(self)
 
@@ -410,18 +430,40 @@ class GraphStep(nn.Module):
         return F.relu(self.out(torch.bmm(torch.softmax(logits, -1), x)))
 
 class SGRAF(InteractionModel):
-    "Shared part of `sgr` and `saf`: global vectors and the L + 1 similarity nodes of a block."
-    def _init(self, vocab_size, feat_dim, embed_size, word_dim, dropout, sim_dim, lambda_softmax, sim_budget_mb, **extra):
+    """Shared part of `sgr` and `saf`: global vectors and the L + 1 similarity nodes of a block. `norm="batch"` is the
+    published architecture for images of `n_regions` regions; dropout rates default to the published 0.4
+    (`norm="layer"`: to the earlier 0.1), and the shared `dropout` sets those not given."""
+    published_word_dropout = 0.4
+
+    def _init(self, vocab_size, feat_dim, embed_size, word_dim, dropout, word_dropout, sa_dropout, norm, n_regions,
+              sim_dim, lambda_softmax, sim_budget_mb, **extra):
         lam = 9.0 if lambda_softmax is None else float(lambda_softmax)
-        super().__init__(vocab_size, feat_dim, embed_size, word_dim, dropout, sim_budget_mb,
-                         sim_dim=int(sim_dim), lambda_softmax=lam, **extra)
-        self.lam, self.sim_dim = lam, int(sim_dim)
-        self.img_global, self.txt_global = ImageGlobal(embed_size, dropout), TextGlobal(embed_size, dropout)
+        check_norm(norm)
+        if int(n_regions) < 1: raise KitError(f"n_regions={n_regions!r} must be >= 1 (regions per image).")
+        default = 0.4 if norm == "batch" else 0.1
+        word, sa = self.rate(word_dropout, dropout, default), self.rate(sa_dropout, dropout, default)
+        super().__init__(vocab_size, feat_dim, embed_size, word_dim, word, sim_budget_mb, sa_dropout=sa, norm=norm,
+                         n_regions=int(n_regions), sim_dim=int(sim_dim), lambda_softmax=lam, **extra)
+        self.lam, self.sim_dim, self.norm, self.n_regions = lam, int(sim_dim), norm, int(n_regions)
+        self.img_global = ImageGlobal(embed_size, sa, norm, int(n_regions))
+        self.txt_global = TextGlobal(embed_size, sa)
         self.sim_local, self.sim_global = nn.Linear(embed_size, sim_dim), nn.Linear(embed_size, sim_dim)
         self.sim_eval = nn.Linear(sim_dim, 1)
         _init_linear(self.sim_local); _init_linear(self.sim_global); _init_linear(self.sim_eval)
 
-    def image_terms(self, imgs) -> dict: return {"glo": self.img_global(imgs)}
+    @classmethod
+    def legacy_config(cls, config: dict) -> dict:
+        "A config of the earlier version: LayerNorm layers, its one `dropout` for the words and the global vectors."
+        config = dict(config)
+        d = float(config.pop("dropout", 0.1))
+        return {**config, "word_dropout": d, "sa_dropout": d, "norm": "layer"}
+
+    def image_terms(self, imgs) -> dict:
+        if self.norm == "batch" and imgs.shape[1] != self.n_regions:
+            raise KitError(f"this {self.name} model normalises {self.n_regions} region slots (norm='batch', n_regions="
+                           f"{self.n_regions}) but the images have {imgs.shape[1]} regions; build it with n_regions="
+                           f"{imgs.shape[1]} (build_model takes it from the data) or use norm='layer'.")
+        return {"glo": self.img_global(imgs)}
     def caption_terms(self, caps, mask) -> dict: return {"glo": self.txt_global(caps, mask)}
 
     def nodes(self, imgs, caps, mask, img_terms, cap_terms):
@@ -444,12 +486,13 @@ class SGRAF(InteractionModel):
 class SGR(SGRAF):
     "SGRAF's similarity graph reasoning: `sgr_step` rounds of attention over the L + 1 similarity nodes; read the global node."
     name = "sgr"
-    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300, dropout: float = 0.1,
-                 sim_dim: int = 256, sgr_step: int = 3, lambda_softmax: float | None = None,
-                 sim_budget_mb: float = 4096.0):
+    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
+                 dropout: float | None = None, word_dropout: float | None = None, sa_dropout: float | None = None,
+                 norm: str = "batch", n_regions: int = 36, sim_dim: int = 256, sgr_step: int = 3,
+                 lambda_softmax: float | None = None, sim_budget_mb: float = 4096.0):
         if int(sgr_step) < 1: raise KitError(f"sgr_step={sgr_step!r} must be >= 1.")
-        self._init(vocab_size, feat_dim, embed_size, word_dim, dropout, sim_dim, lambda_softmax, sim_budget_mb,
-                   sgr_step=int(sgr_step))
+        self._init(vocab_size, feat_dim, embed_size, word_dim, dropout, word_dropout, sa_dropout, norm, n_regions, sim_dim,
+                   lambda_softmax, sim_budget_mb, sgr_step=int(sgr_step))
         self.steps = nn.ModuleList(GraphStep(self.sim_dim) for _ in range(int(sgr_step)))
         _init_linear(self.steps)
 
@@ -472,16 +515,74 @@ class SGR(SGRAF):
 class SAF(SGRAF):
     "SGRAF's similarity attention filtration: gates over the L + 1 similarity nodes, weighted sum, sigmoid."
     name = "saf"
-    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300, dropout: float = 0.1,
-                 sim_dim: int = 256, lambda_softmax: float | None = None, sim_budget_mb: float = 4096.0):
-        self._init(vocab_size, feat_dim, embed_size, word_dim, dropout, sim_dim, lambda_softmax, sim_budget_mb)
+    def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
+                 dropout: float | None = None, word_dropout: float | None = None, sa_dropout: float | None = None,
+                 norm: str = "batch", n_regions: int = 36, sim_dim: int = 256, lambda_softmax: float | None = None,
+                 sim_budget_mb: float = 4096.0):
+        self._init(vocab_size, feat_dim, embed_size, word_dim, dropout, word_dropout, sa_dropout, norm, n_regions, sim_dim,
+                   lambda_softmax, sim_budget_mb)
         self.gate = nn.Linear(self.sim_dim, 1)
-        self.gate_norm = NodeGateNorm()
+        self.gate_norm = nn.BatchNorm1d(1) if norm == "batch" else NodeGateNorm()
+        self._gate_stats = None   # while a training-mode similarity runs: the batch statistics of each caption
         _init_linear(self.gate)
+
+    def batch_gate(self) -> bool:
+        "Whether the gate normalises with batch statistics now (the published BatchNorm1d(1) in training mode)."
+        return self.norm == "batch" and self.gate_norm.training
+
+    def plan_blocks(self, n_images, lengths, R, grad=False, device="cpu", workers=1):
+        "As the engine's, but with batch gate statistics every block holds all images: a caption's statistics span them."
+        bi, blocks = super().plan_blocks(n_images, lengths, R, grad, device, workers)
+        if not self.batch_gate() or bi >= n_images: return bi, blocks
+        mb = self.block_mb(device, grad) / workers
+        out, c0 = [], 0
+        while c0 < len(lengths):
+            c1 = min(len(lengths), c0 + max(1, self._pairs_per_block(R, int(lengths[c0]), grad, mb) // n_images))
+            out.append((c0, c1, int(lengths[c1 - 1]))); c0 = c1
+        return n_images, out
+
+    def gate_logits(self, z, node_mask, cap_ids):
+        """Normalised gate logits [b_i b_c, N] from `z` [b_i b_c, N]: BatchNorm1d(1) as the published per-caption loop
+        applies it (training: each caption's statistics over all its images x real nodes; eval: running statistics),
+        or `NodeGateNorm` (`norm="layer"`)."""
+        bn = self.gate_norm
+        if self.norm != "batch": return bn(z, node_mask)
+        if not self.batch_gate():
+            return (z - bn.running_mean) * torch.rsqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+        bc = len(cap_ids)
+        zc, m = z.view(-1, bc, z.shape[-1]), node_mask.view(-1, bc, z.shape[-1]).to(z.dtype)
+        n = m.sum((0, 2))                                                           # images x real nodes, per caption
+        mu = (zc * m).sum((0, 2)) / n
+        var = (((zc - mu[None, :, None]) * m) ** 2).sum((0, 2)) / n
+        if self._gate_stats is not None:                  # not during a checkpoint's recompute (which must save the same)
+            with torch.no_grad(): self._gate_stats.append((cap_ids.cpu(), mu.float(), (var * n / (n - 1).clamp_min(1)).float()))
+        out = (zc - mu[None, :, None]) * torch.rsqrt(var + bn.eps)[None, :, None] * bn.weight + bn.bias
+        return out.view_as(z)
+
+    def update_gate_statistics(self, stats):
+        "One running-statistics update per caption, in caption order, from the `(ids, mean, unbiased var)` of the blocks."
+        bn = self.gate_norm
+        ids = torch.cat([s[0] for s in stats]); order = torch.argsort(ids)
+        mus, vars_ = torch.cat([s[1] for s in stats])[order], torch.cat([s[2] for s in stats])[order]
+        mom = bn.momentum
+        with torch.no_grad():
+            for mu, var in zip(mus.to(bn.running_mean.device), vars_.to(bn.running_mean.device)):
+                bn.running_mean.mul_(1 - mom).add_(mom * mu)
+                bn.running_var.mul_(1 - mom).add_(mom * var)
+            bn.num_batches_tracked.add_(len(mus))
+
+    def similarity(self, img, txt):
+        if not self.batch_gate(): return super().similarity(img, txt)
+        self._gate_stats = []
+        try: out = super().similarity(img, txt)
+        finally: stats, self._gate_stats = self._gate_stats, None
+        if stats: self.update_gate_statistics(stats)
+        return out
 
     def score_block(self, imgs, caps, mask, img_terms, cap_terms):
         x, node_mask = self.nodes(imgs, caps, mask, img_terms, cap_terms)
-        g = torch.sigmoid(self.gate_norm(self.gate(x).squeeze(-1), node_mask)).masked_fill(~node_mask, 0)
+        z = self.gate_logits(self.gate(x).squeeze(-1), node_mask, cap_terms["ids"])
+        g = torch.sigmoid(z).masked_fill(~node_mask, 0)
         g = g / (g.sum(-1, keepdim=True) + _EPS)                                   # l1norm over the real nodes
         s = l2norm(torch.bmm(g[:, None], x).squeeze(1))
         return torch.sigmoid(self.sim_eval(s)).view(imgs.shape[0], caps.shape[0])

@@ -17,8 +17,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .core import KitError, MODELS
 
 # %% auto #0
-__all__ = ['POOLS', 'TokenSet', 'cat_encodings', 'length_mask', 'l2norm', 'masked_mean', 'sinusoid_positions', 'gpo_pool', 'GPO',
-           'ImageEncoder', 'WordEncoder', 'TextEncoder', 'VSEModel', 'build_model', 'rebuild_model']
+__all__ = ['NORMS', 'POOLS', 'TokenSet', 'cat_encodings', 'length_mask', 'l2norm', 'masked_mean', 'sinusoid_positions',
+           'gpo_pool', 'GPO', 'check_norm', 'RowBatchNorm', 'drop_regions', 'ImageEncoder', 'WordEncoder',
+           'TextEncoder', 'VSEModel', 'build_model', 'upgrade_config', 'rebuild_model']
 
 # %% ../nbs/03_models.ipynb #e71b23d8
 @dataclass
@@ -116,18 +117,47 @@ class GPO(nn.Module):
         return gpo_pool(features, lengths, self.pool_weights(lengths, features.shape[1]))
 
 # %% ../nbs/03_models.ipynb #f125b764
+NORMS = ("batch", "layer")
+
+def check_norm(norm: str) -> str:
+    "`norm` if it is one of `NORMS`, else a `KitError`."
+    if norm not in NORMS: raise KitError(f"norm={norm!r} is not a normalisation; use 'batch' (published) or 'layer'.")
+    return norm
+
+class RowBatchNorm(nn.BatchNorm1d):
+    "BatchNorm1d over the last dimension of `[..., C]` inputs, every leading position one row (VSE-infinity's MLP on `[B R, C]`)."
+    def forward(self, x):
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+def drop_regions(regions, p: float):
+    """Training-time region dropping: each region of `regions [B, R, D]` is kept with probability `1 - p` (at least
+    one per image); `(kept regions first, in their order, zero-padded to the most kept [B, R', D], lengths [B])`."""
+    B, R, _ = regions.shape
+    keep = torch.rand(B, R, device=regions.device) >= p
+    keep[keep.sum(1) == 0, 0] = True
+    lengths = keep.sum(1)
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, : int(lengths.max())]
+    kept = regions.gather(1, order[..., None].expand(-1, -1, regions.shape[-1]))
+    return kept * length_mask(lengths, kept.shape[1])[..., None].to(kept.dtype), lengths
+
 class ImageEncoder(nn.Module):
-    "Regions [B, R, D] -> unit vectors [B, E]: linear + residual MLP per region, then GPO or mean pooling."
-    def __init__(self, feat_dim: int, embed_size: int = 256, pool: str = "gpo", dropout: float = 0.1):
+    "Regions [B, R, D] -> unit vectors [B, E]: linear + residual MLP per region (`norm`: batch or layer), then GPO or mean pooling."
+    def __init__(self, feat_dim: int, embed_size: int = 256, pool: str = "gpo", dropout: float = 0.1,
+                 norm: str = "batch", region_drop: float = 0.0):
         super().__init__()
         hidden = max(embed_size // 2, 1)
         self.fc = nn.Linear(feat_dim, embed_size)
-        self.mlp = nn.Sequential(nn.Linear(feat_dim, hidden), nn.LayerNorm(hidden), nn.ReLU(),
-                                 nn.Dropout(dropout), nn.Linear(hidden, embed_size))
+        if check_norm(norm) == "batch":
+            self.mlp = nn.Sequential(nn.Linear(feat_dim, hidden), RowBatchNorm(hidden), nn.ReLU(), nn.Linear(hidden, embed_size))
+        else:
+            self.mlp = nn.Sequential(nn.Linear(feat_dim, hidden), nn.LayerNorm(hidden), nn.ReLU(),
+                                     nn.Dropout(dropout), nn.Linear(hidden, embed_size))
+        self.region_drop = float(region_drop)
         self.pool = GPO() if pool == "gpo" else None
         nn.init.xavier_uniform_(self.fc.weight); nn.init.zeros_(self.fc.bias)
 
     def forward(self, regions, lengths=None) -> torch.Tensor:
+        if lengths is None and self.training and self.region_drop > 0: regions, lengths = drop_regions(regions, self.region_drop)
         x = self.fc(regions) + self.mlp(regions)
         if lengths is None: lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
         x = self.pool(x, lengths) if self.pool is not None else masked_mean(x, lengths)
@@ -176,16 +206,29 @@ class TextEncoder(WordEncoder):
 POOLS = ("gpo", "mean")
 
 class VSEModel(nn.Module):
-    "Embedding-based image-text matcher: `encode_images`, `encode_texts`, `similarity` (VSE-infinity style)."
+    """Embedding-based image-text matcher: `encode_images`, `encode_texts`, `similarity` (VSE-infinity). `norm="batch"`
+    is the published architecture; `word_dropout` and `region_drop` default to the published values for `norm`
+    (batch: 0 and 0.2; layer: `dropout` and 0); `dropout` is the MLP's dropout of `norm="layer"` (default 0.1)."""
     def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
-                 img_pool: str = "gpo", txt_pool: str = "gpo", dropout: float = 0.1):
+                 img_pool: str = "gpo", txt_pool: str = "gpo", dropout: float | None = None, norm: str = "batch",
+                 word_dropout: float | None = None, region_drop: float | None = None):
         super().__init__()
         for name, pool in (("img_pool", img_pool), ("txt_pool", txt_pool)):
             if pool not in POOLS: raise KitError(f"{name}={pool!r} is not a pooling; use one of {POOLS}.")
+        layer = check_norm(norm) == "layer"
+        dropout = (0.1 if layer else 0.0) if dropout is None else float(dropout)
+        word_dropout = (dropout if layer else 0.0) if word_dropout is None else float(word_dropout)
+        region_drop = (0.0 if layer else 0.2) if region_drop is None else float(region_drop)
         self.config = dict(vocab_size=int(vocab_size), feat_dim=int(feat_dim), embed_size=int(embed_size),
-                           word_dim=int(word_dim), img_pool=img_pool, txt_pool=txt_pool, dropout=float(dropout))
-        self.img_enc = ImageEncoder(feat_dim, embed_size, img_pool, dropout)
-        self.txt_enc = TextEncoder(vocab_size, embed_size, word_dim, txt_pool, dropout)
+                           word_dim=int(word_dim), img_pool=img_pool, txt_pool=txt_pool, dropout=dropout, norm=norm,
+                           word_dropout=word_dropout, region_drop=region_drop)
+        self.img_enc = ImageEncoder(feat_dim, embed_size, img_pool, dropout, norm, region_drop)
+        self.txt_enc = TextEncoder(vocab_size, embed_size, word_dim, txt_pool, word_dropout)
+
+    @staticmethod
+    def legacy_config(config: dict) -> dict:
+        "A model config written before `norm` existed: the LayerNorm MLP, one `dropout` for the MLP and the words."
+        return {**config, "norm": "layer", "word_dropout": float(config.get("dropout", 0.1)), "region_drop": 0.0}
 
     def encode_images(self, regions) -> torch.Tensor:
         "Region features [B, R, D] -> unit image embeddings [B, E]."
@@ -204,18 +247,30 @@ class VSEModel(nn.Module):
         "Both embeddings of a batch of pairs: (img_emb [B, E], txt_emb [B, E])."
         return self.encode_images(regions), self.encode_texts(tokens, lengths)
 
-def build_model(cfg, vocab_size: int, feat_dim: int) -> nn.Module:
-    "The backbone `MODELS[cfg.model]`, its hyperparameters taken from `cfg` by the builder's own argument names."
+def build_model(cfg, vocab_size: int, feat_dim: int, n_regions: int | None = None) -> nn.Module:
+    """The backbone `MODELS[cfg.model]`, its hyperparameters taken from `cfg` by the builder's own argument names;
+    `n_regions` (the data's region count) goes to a builder that takes it (BatchNorm over region slots)."""
     name = cfg["model"] if "model" in cfg else "vse"
     builder = MODELS[name]
-    wanted = [k for k in inspect.signature(builder).parameters if k not in ("vocab_size", "feat_dim")]
-    model = builder(vocab_size=int(vocab_size), feat_dim=int(feat_dim), **{k: cfg[k] for k in wanted if k in cfg})
+    params = inspect.signature(builder).parameters
+    wanted = [k for k in params if k not in ("vocab_size", "feat_dim", "n_regions")]
+    sizes = {"n_regions": int(n_regions)} if "n_regions" in params and n_regions is not None else {}
+    model = builder(vocab_size=int(vocab_size), feat_dim=int(feat_dim), **sizes, **{k: cfg[k] for k in wanted if k in cfg})
     model.config = {"model": name, **model.config}
     return model
 
+def upgrade_config(config: dict) -> dict:
+    """A checkpoint's model `config` as this version builds it: one written before the published architectures (no
+    `word_dropout`) goes through its backbone's `legacy_config` (the layers it was trained with, `norm="layer"`)."""
+    builder = MODELS[config.get("model", "vse")]
+    if "word_dropout" not in config and hasattr(builder, "legacy_config"): return builder.legacy_config(dict(config))
+    return dict(config)
+
 def rebuild_model(config: dict) -> nn.Module:
-    "A fresh model from the `config` a checkpoint recorded (`model` name + sizes); a config without a name is `vse`."
-    config = dict(config)
+    """A fresh model from the `config` a checkpoint recorded (`model` name + sizes); a config without a name is `vse`.
+    A config written before the published architectures (no `word_dropout`) is upgraded by the backbone's
+    `legacy_config`: it rebuilds the layers it was trained with (`norm="layer"`)."""
+    config = upgrade_config(config)
     name = config.pop("model", "vse")
     try: model = MODELS[name](**config)
     except TypeError as e:

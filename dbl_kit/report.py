@@ -32,7 +32,8 @@ def report(run_dir) -> str:
     "The report of a run directory (where it is, the dataset, the test table), or of an evaluation folder (its table)."
     if EvalDir.holds(run_dir): return _eval_report(run_dir)
     run = RunDir(run_dir)
-    if not run.finished: raise KitError(f"{run.path} has no test metrics to report: {run.status()}.")
+    if not run.finished or not run.metrics.get("branches"):
+        raise KitError(f"{run.path} has no test metrics to report: {run.status()}.")
     m = run.metrics
     secs = m.get("train_seconds")
     return (f"run {run.path}  (dataset {m['dataset']}, {m['split']} split" + (f", trained in {secs:.0f} s" if secs else "") + ")\n"

@@ -234,6 +234,8 @@ class RunDir:
         "One line: finished (and its target's test rSum), or how far training got."
         if self.finished:
             m = self.metrics
+            if not m.get("branches"):   # an imported checkpoint that was not evaluated
+                return f"imported, not evaluated: no test metrics yet (dbl_kit.published.evaluate_run('{self.path}', dataset=...))"
             return f"finished: test rSum {m['branches'][m['target']]['rsum']:.1f} ({m['target']})"
         hist = self.history()
         epochs = self.config.get("epochs")

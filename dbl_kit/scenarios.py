@@ -21,8 +21,8 @@ from .transfers import CMPMLoss
 from .rundir import checkpoint_path, load_model
 
 # %% auto #0
-__all__ = ['Branch', 'make_branch', 'Stage', 'frozen_branch', 'encode_split', 'Scenario', 'Baseline', 'anchor_cache_plan',
-           'Offline', 'Online', 'momentum_at', 'ema_halflife', 'Momentum']
+__all__ = ['Branch', 'optimizer_choice', 'make_branch', 'Stage', 'frozen_branch', 'encode_split', 'Scenario', 'Baseline',
+           'anchor_cache_plan', 'Offline', 'Online', 'momentum_at', 'ema_halflife', 'Momentum']
 
 # %% ../nbs/05_scenarios.ipynb #c64ce09b
 @dataclass
@@ -38,9 +38,19 @@ class Branch:
     @property
     def learns(self) -> bool: return self.optimizer is not None
 
+def optimizer_choice(cfg, model) -> tuple[str, float]:
+    """`(optimizer, weight_decay)` of a branch: `cfg.optimizer` / `cfg.weight_decay`, else the backbone's published
+    choice (AdamW with torch's default decay 0.01 for the published `vse`, as VSE-infinity; Adam without decay otherwise)."""
+    config = getattr(model, "config", {})
+    published = "adamw" if config.get("model", "vse") == "vse" and config.get("norm") == "batch" else "adam"
+    kind = cfg.get("optimizer") or published
+    decay = cfg.get("weight_decay")
+    return kind, float((0.01 if kind == "adamw" else 0.0) if decay is None else decay)
+
 def make_branch(name, model, cfg) -> Branch:
-    "A learning branch: Adam with `cfg.lr` and a step decay by `cfg.lr_decay` every `cfg.lr_decay_epochs` epochs."
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    "A learning branch: `optimizer_choice` with `cfg.lr` and a step decay by `cfg.lr_decay` every `cfg.lr_decay_epochs` epochs."
+    kind, decay = optimizer_choice(cfg, model)
+    opt = (torch.optim.AdamW if kind == "adamw" else torch.optim.Adam)(model.parameters(), lr=cfg.lr, weight_decay=decay)
     step = cfg.lr_decay_epochs or max(1, (2 * cfg.epochs) // 3)
     return Branch(name, model, opt, torch.optim.lr_scheduler.StepLR(opt, step_size=step, gamma=cfg.lr_decay))
 

@@ -24,7 +24,7 @@ from .models import build_model
 from .metrics import retrieval_metrics, coco_1k_metrics
 from .rundir import RunDir, default_run_name, checkpoint_path, load_model
 from .scenarios import Stage, encode_split
-from .validate import validate_run
+from .validate import anchor_settings, validate_run
 from .distributed import Dist, init_distributed
 
 # %% auto #0
@@ -107,11 +107,13 @@ class RunContext:
     def amp(self) -> bool: return use_amp(self.cfg.amp, self.device)
     @property
     def feat_dim(self) -> int: return int(self.splits["train"].images.shape[-1])
+    @property
+    def n_regions(self) -> int: return int(self.splits["train"].images.shape[1])
 
     def new_model(self, k: int = 0):
         "Branch `k`'s freshly initialised backbone (seed `seed * 1000 + k`), on the run's device."
         torch.manual_seed(self.cfg.seed * 1000 + k)
-        return build_model(self.cfg, len(self.vocab), self.feat_dim).to(self.device)
+        return build_model(self.cfg, len(self.vocab), self.feat_dim, self.n_regions).to(self.device)
 
     def loader(self, seed: int):
         "The training loader, shuffled (and its captions augmented, with `caption_aug`) by `seed`; resumable mid-epoch."
@@ -283,6 +285,8 @@ def train(**params) -> TrainResult:
     "Train and evaluate per `params` (see `dbl_kit.config.PARAMS`); returns a `TrainResult`. `resume=RUN_DIR` continues a run."
     cfg = make_config(**params)
     if cfg.resume: return resume(**params)
+    fixed = anchor_settings(params)     # what an offline anchor fixes and the caller left unset
+    if fixed: params = {**params, **fixed}; cfg = make_config(**params)
     scenario = SCENARIOS[cfg.scenario]
     notes = validate_run(cfg, params)   # every input checked before anything is created
     group, device = init_distributed(resolve_device(cfg.device))    # torchrun's process group, if any
@@ -319,6 +323,7 @@ def resume(**params) -> TrainResult:
     "Continue the run `params['resume']` from its newest intact training state (or return it, if it finished)."
     run = RunDir(params["resume"])
     saved = {k: v for k, v in run.config.items() if k in PARAMS and k != "resume"}
+    if "norm" not in run.config: saved["norm"] = "layer"   # written before `norm` existed: the layers it trained with
     changed = [f"{k}={v!r} (the run has {saved.get(k)!r})" for k, v in params.items()
                if k not in RESUME_RUNTIME and k != "resume" and v != saved.get(k)]
     if changed:

@@ -15,13 +15,14 @@ from safetensors import SafetensorError, safe_open
 
 from .core import KitError, SCENARIOS, SPLITS, resolve_device, load_json
 from .data import Vocab, resolve_dataset, check_precomp
-from .models import build_model, rebuild_model
+from .config import PARAMS
+from .models import build_model, rebuild_model, upgrade_config
 from .shapes import shapes_is_current, shapes_params
 
 # %% auto #0
-__all__ = ['check_scenario_params', 'check_run_name', 'check_runs_folder', 'check_dataset', 'check_vocab_file', 'anchor_file',
-           'check_anchor_tensors', 'check_anchor_fits', 'check_anchor_dataset', 'check_anchor', 'run_bytes',
-           'check_disk_space', 'validate_run']
+__all__ = ['ANCHOR_FIXES', 'check_scenario_params', 'check_run_name', 'check_runs_folder', 'check_dataset', 'check_vocab_file',
+           'anchor_file', 'check_anchor_tensors', 'check_anchor_fits', 'check_anchor_dataset', 'check_anchor',
+           'anchor_settings', 'run_bytes', 'check_disk_space', 'validate_run']
 
 # %% ../nbs/22_validate.ipynb #27f29ebe
 def check_scenario_params(cfg, given) -> None:
@@ -157,7 +158,7 @@ def _anchor_config(p) -> dict:
     if not isinstance(info, dict) or not isinstance(info.get("model"), dict):
         raise KitError(f"anchor_ckpt: {meta} has no 'model' configuration, so it was not written by dbl_kit.train; "
                        "pass a checkpoint of a dbl-kit run, or train the anchor again.")
-    return info["model"]
+    return upgrade_config(info["model"])   # a config of an earlier version: the layers it was trained with
 
 def check_anchor_tensors(p, model_config) -> None:
     "The tensors of checkpoint `p` (read from its header) are complete and are those of the backbone `model_config` describes."
@@ -217,6 +218,9 @@ def check_anchor_dataset(cfg, p, folder) -> list[str]:
     name, where = trained.get("dataset"), trained.get("dataset_folder")
     if name in ("coco", "f30k", "shapes") and name == cfg.dataset: return []
     if where and Path(where).resolve() == Path(folder).resolve(): return []
+    if name is None and not where:
+        return [f"anchor_ckpt {p} records no dataset (an imported checkpoint whose opt.data_name names none): the kit "
+                "could not check that it was trained on the dataset of this run."]
     if where and not Path(where).exists():
         return [f"anchor_ckpt {p} was trained on {where}, which is gone: the kit could not check that it is the dataset of this run."]
     raise KitError(f"anchor_ckpt: {p} was trained on dataset {name!r} ({where}) but this run reads {folder}; "
@@ -231,6 +235,26 @@ def check_anchor(cfg, folder, data, vocab=None) -> tuple[int, list[str]]:
     check_anchor_fits(cfg, p, model_config, Path(folder) / "train_ims.npy", data["train"]["shape"][-1], vocab_file, vocab_size)
     return vocab_size, check_anchor_dataset(cfg, p, folder)
 
+# %% ../nbs/22_validate.ipynb #8c7f23a6
+ANCHOR_FIXES = ("model", "embed_size", "word_dim", "sim_dim", "sgr_step", "agg", "lse", "lambda_softmax", "norm",
+                "img_pool", "txt_pool")
+
+def anchor_settings(params: dict) -> dict:
+    """The parameters `params` leave unset that its `anchor_ckpt` fixes (see above): `{}` without an anchor, for a
+    scenario that takes none, or when the anchor cannot be read (`validate_run` then says why)."""
+    source, scenario = params.get("anchor_ckpt"), params.get("scenario") or PARAMS["scenario"].default
+    if not source or scenario not in SCENARIOS or not SCENARIOS[scenario].uses_anchor_ckpt: return {}
+    try: p = anchor_file(source); model_config = _anchor_config(p)
+    except KitError: return {}
+    out = {k: model_config[k] for k in ANCHOR_FIXES if k in model_config and params.get(k) is None}
+    run_cfg = p.parent / "config.json"
+    if params.get("dataset") is None and run_cfg.is_file():
+        trained = load_json(run_cfg)
+        name, where = trained.get("dataset"), trained.get("dataset_folder")
+        if name in ("coco", "f30k", "shapes"): out["dataset"] = name
+        elif where and Path(where).is_dir(): out["dataset"] = where
+    return out
+
 # %% ../nbs/22_validate.ipynb #fe3b5f3a
 def _word_count(path) -> int:
     "Distinct lower-cased whitespace-separated words of a caption file: an estimate of the vocabulary a run builds."
@@ -239,7 +263,7 @@ def _word_count(path) -> int:
 def run_bytes(cfg, data, vocab_size) -> int:
     "About how many bytes a run of `cfg` writes, from the split sizes in `data` (see `check_dataset`) and `vocab_size`."
     branches = len(SCENARIOS[cfg.scenario].layout(cfg)[0])
-    with torch.device("meta"): model = build_model(cfg, vocab_size, data["train"]["shape"][-1])
+    with torch.device("meta"): model = build_model(cfg, vocab_size, data["train"]["shape"][-1], data["train"]["shape"][1])
     weights = sum(t.numel() * 4 for t in model.state_dict().values())
     sims = sum(4 * data[s]["shape"][0] * data[s]["captions"] for s in ("dev", "test"))
     embeddings = 2 * cfg.embed_size * (data["dev"]["shape"][0] + data["dev"]["captions"])

@@ -80,14 +80,21 @@ def reference_scores(model, imgs, caption):
             x = F.relu(step.out(attn @ x))
         return torch.sigmoid(model.sim_eval(x[:, 0])).squeeze(-1)
     z, norm = model.gate(x).squeeze(-1), model.gate_norm
-    z = (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True) + norm.eps) * norm.scale + norm.shift
+    if model.norm == "layer":   # each pair over its own nodes
+        z = (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True) + norm.eps) * norm.scale + norm.shift
+    elif model.training:        # published BatchNorm1d(1): this caption's statistics over all images x nodes
+        z = (z - z.mean()) / torch.sqrt(z.var(unbiased=False) + norm.eps) * norm.weight + norm.bias
+    else:
+        z = (z - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps) * norm.weight + norm.bias
     g = torch.sigmoid(z)
     g = g / (g.sum(1, keepdim=True) + 1e-8)
     return torch.sigmoid(model.sim_eval(unit((g[..., None] * x).sum(1)))).squeeze(-1)
 
 
 def reference_similarity(model, img, cap, shard=3):
-    "Every caption, trimmed to its length, against every shard of images: one column at a time."
+    """Every caption, trimmed to its length, against every shard of images: one column at a time. In training mode
+    (batch statistics over all images, as the published training step) there is one shard."""
+    if model.training: shard = len(img)
     cols = []
     for j in range(len(cap)):
         caption = cap.features[j:j + 1, :int(cap.lengths[j])]
@@ -102,7 +109,7 @@ LENGTHS = torch.tensor([6, 1, 3, 5, 2, 6, 4])
 
 def make_model(name, **kw):
     torch.manual_seed(1)
-    extra = {} if name.startswith("scan") else {"sim_dim": D}
+    extra = {} if name.startswith("scan") else {"sim_dim": D, **({"n_regions": R} if name in ("sgr", "saf") else {})}
     return MODELS[name](vocab_size=10, feat_dim=8, embed_size=E, **{"dropout": 0.0, **extra, **kw}).train()
 
 
@@ -195,7 +202,7 @@ def test_registry_config_round_trip():
     for name in HEADS:
         assert name in MODELS and MODELS.help(name)
         cfg = dbl_kit.make_config(model=name, embed_size=E, word_dim=8, sim_dim=D, sgr_step=2, agg="lse", sim_budget_mb=64)
-        model = build_model(cfg, vocab_size=10, feat_dim=8).eval()
+        model = build_model(cfg, vocab_size=10, feat_dim=8, n_regions=R).eval()
         test_eq(model.config["model"], name)
         test_eq(model.config["sim_budget_mb"], 64.0)
         if name.startswith("scan"):
