@@ -14,8 +14,8 @@ from typing import Any, Callable
 from .core import KitError, Registry, MODELS, TRANSFERS, SCENARIOS
 
 # %% auto #0
-__all__ = ['ADAPTATIONS', 'PARAMS', 'ENV_VARS', 'SETTINGS_DEFAULTS', 'Param', 'choice', 'registered', 'listing', 'number', 'flag',
-           'text', 'find_settings', 'read_settings', 'Config', 'make_config']
+__all__ = ['ADAPTATIONS', 'PARAMS', 'ENV_VARS', 'SETTINGS_DEFAULTS', 'RECIPE_RECORD', 'Param', 'choice', 'registered', 'listing',
+           'number', 'flag', 'text', 'find_settings', 'read_settings', 'Config', 'make_config']
 
 # %% ../nbs/15_config.ipynb #38caa194
 @dataclass(frozen=True)
@@ -147,6 +147,26 @@ PARAMS: dict[str, Param] = {
 ENV_VARS = {"data_path": "DBL_DATA_PATH", "runs_path": "DBL_RUNS_PATH", "device": "DBL_DEVICE"}
 SETTINGS_DEFAULTS = {"data_path": "data", "runs_path": "runs", "device": "auto"}
 
+# %% ../nbs/15_config.ipynb #d96b15a7
+def _recipe_check(v):
+    from dbl_kit.recipes import RECIPES
+    if v is None or v in RECIPES: return v
+    raise ValueError(f"accepted values: None or one of {', '.join(map(repr, RECIPES))} (dbl-kit recipes lists them)")
+
+PARAMS.update({
+    "recipe":     Param(None, _recipe_check, "published training settings by name (dbl-kit recipes lists them with their sources), e.g. 'sgr_f30k'; explicit parameters override its values"),
+    "dev_images": Param(None, number(int, 1, optional=True), "dev evaluation during training on the first N images and their captions (the published code: 1000); default: the whole dev split"),
+})
+RECIPE_RECORD = "recipe_values"   # config.json: {parameter: {value, source[, overridden_by]}} of the recipe
+
+def _with_recipe(params: dict) -> tuple[dict, dict]:
+    "`params` with a recipe's values for the parameters not given, and the record for config.json (empty without one)."
+    if params.get("recipe") is None: return params, {}
+    try: _recipe_check(params["recipe"])
+    except ValueError as e: raise KitError(f"Parameter recipe={params['recipe']!r} is invalid: {e}.") from None
+    from dbl_kit.recipes import apply_recipe
+    return apply_recipe(params)
+
 # %% ../nbs/15_config.ipynb #9ef6c67c
 def find_settings(start=None) -> Path | None:
     "The nearest settings.ini with a [dbl_kit] section, walking up from `start` (default: cwd)."
@@ -192,9 +212,11 @@ def _unknown(name):
     return KitError(f"Unknown parameter '{name}'.{hint} Accepted parameters: {', '.join(PARAMS)}.")
 
 def make_config(**params) -> Config:
-    "Validate `params` against `PARAMS`, fill environment/settings/defaults, and return a `Config`."
+    "Validate `params` against `PARAMS`, fill recipe/environment/settings/defaults, and return a `Config`."
+    params = {k: v for k, v in params.items() if k != RECIPE_RECORD}   # a Config's own record, rebuilt below
     for k in params:
         if k not in PARAMS: raise _unknown(k)
+    params, record = _with_recipe(params)
     settings = read_settings()
     out = {}
     for name, p in PARAMS.items():
@@ -204,4 +226,5 @@ def make_config(**params) -> Config:
         try: out[name] = p.check(v)
         except ValueError as e: raise KitError(f"Parameter {name}={v!r} is invalid: {e}. ({name}: {p.text})") from None
     for k in ("data_path", "runs_path"): out[k] = str(Path(out[k]).expanduser().resolve())
+    if record: out[RECIPE_RECORD] = record
     return Config(out)

@@ -81,12 +81,13 @@ class Vocab:
         self.pad, self.start, self.end, self.unk = (self.word2idx[s] for s in self.SPECIALS)
 
     @classmethod
-    def build(cls, captions: Sequence[str], min_count: int = 1, tokenizer: str = "punkt") -> "Vocab":
-        "A vocabulary of the words in `captions` seen at least `min_count` times."
+    def build(cls, captions: Sequence[str], min_count: int = 1, tokenizer: str = "punkt", mask: bool = False) -> "Vocab":
+        "A vocabulary of the words in `captions` seen at least `min_count` times (and `<mask>` last, with `mask`)."
         counts = Counter(t for c in captions for t in tokenize(c, tokenizer))
         words = sorted((w for w, n in counts.items() if n >= min_count and w not in cls.SPECIALS), key=lambda w: (-counts[w], w))
-        return cls([*cls.SPECIALS, *words], tokenizer)
+        return cls([*cls.SPECIALS, *words, *(["<mask>"] if mask and "<mask>" not in words else [])], tokenizer)
 
+    mask = property(lambda self: self.word2idx.get("<mask>", self.unk), doc="`<mask>`'s index (caption augmentation), else `<unk>`'s.")
     def __len__(self): return len(self.idx2word)
     def __contains__(self, word): return word in self.word2idx
     def __eq__(self, other): return isinstance(other, Vocab) and self.idx2word == other.idx2word
@@ -354,6 +355,16 @@ def load_split(folder, split) -> PrecompSplit:
                        "every image needs the same number of captions on consecutive lines.")
     return PrecompSplit(split, images, captions, load_scenes(folder, split), ims_path)
 
+# %% ../nbs/13_data.ipynb #72eae104
+def _head(self: PrecompSplit, n_images: int) -> PrecompSplit:
+    "The first `n_images` images of the split and their captions (the split itself when it has no more)."
+    n = int(n_images)
+    if n >= self.n_images: return self
+    k = self.captions_per_image
+    return PrecompSplit(self.name, self.images[:n], self.captions[:n * k], None if self.scenes is None else self.scenes[:n])
+
+PrecompSplit.head = _head
+
 # %% ../nbs/13_data.ipynb #b8ebe47f
 def augment_tokens(ids: Sequence[int], vocab: "Vocab", rng: np.random.Generator, p: float = 0.2) -> list[int]:
     "Word ids (without `<start>`/`<end>`) with each word masked, replaced or deleted with probability `p` in all."
@@ -363,7 +374,7 @@ def augment_tokens(ids: Sequence[int], vocab: "Vocab", rng: np.random.Generator,
         u = rng.random()
         if u >= p: out.append(t); continue
         u /= p
-        if u < 0.5: out.append(vocab.unk)                                           # masked
+        if u < 0.5: out.append(vocab.mask)                                          # masked: <mask> (else <unk>)
         elif u < 0.6: out.append(int(rng.integers(first_word, max(len(vocab), first_word + 1))))   # random word
         # else: deleted
     return out or list(ids)

@@ -286,6 +286,7 @@ class RunDir:
         out = {"images": [f"image {i}" for i in range(n_img)], "captions": [f"caption {j}" for j in range(n_cap)], "note": None}
         try:
             part = load_split(resolve_dataset(self.config.get("dataset"), self.config.get("data_path")), split)
+            if split == "dev" and self.config.get("dev_images"): part = part.head(self.config["dev_images"])   # as scored
             if part.n_images != n_img or part.n_captions != n_cap:
                 raise KitError(f"the dataset's {split} split has {part.n_images} images / {part.n_captions} captions but the "
                                f"run saved {n_img} / {n_cap}")

@@ -38,13 +38,15 @@ def prepare_data(cfg, checked: bool = False):
     `checked`: `validate_run` has already checked the files (the checks scan every feature for NaN; once is enough)."""
     folder = resolve_dataset(cfg.dataset, cfg.data_path)
     if not checked: check_precomp(folder, splits=SPLITS)
-    return folder, {s: load_split(folder, s) for s in SPLITS}
+    splits = {s: load_split(folder, s) for s in SPLITS}
+    if cfg.get("dev_images"): splits["dev"] = splits["dev"].head(cfg["dev_images"])   # the published code: the first 1,000
+    return folder, splits
 
 def prepare_vocab(cfg, train_split, anchor_dir=None):
     "The vocabulary: `vocab_path` if given, else the anchor run's (`anchor_ckpt`), else built from training captions."
     if cfg.vocab_path: return Vocab.load(cfg.vocab_path)
     if anchor_dir is not None and (Path(anchor_dir) / "vocab.json").exists(): return Vocab.load(Path(anchor_dir) / "vocab.json")
-    return Vocab.build(train_split.captions, min_count=cfg.vocab_min_count)
+    return Vocab.build(train_split.captions, min_count=cfg.vocab_min_count, mask=cfg.caption_aug > 0)
 
 # %% ../nbs/06_trainer.ipynb #de2fbd2f
 class EpochBatches(Sampler):
