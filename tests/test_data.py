@@ -64,7 +64,7 @@ def test_scan_vocab_round_trip(tmp_path):
     assert vocab.encode(["a", "dog", "barks"]) == [1, 4, 5, 3, 2]
     assert vocab.decode([1, 4, 5, 3, 2, 0, 0]) == ["a", "dog", "<unk>"]
     vocab.save(tmp_path / "again.json")
-    assert json.loads((tmp_path / "again.json").read_text()) == {**SCAN_JSON, "tokenizer": "nltk"}   # SCAN's keys + the split used
+    assert json.loads((tmp_path / "again.json").read_text()) == {**SCAN_JSON, "tokenizer": "punkt"}   # SCAN's keys + the split used (nltk.word_tokenize)
     assert Vocab.load(tmp_path / "again.json").idx2word == ["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "runs"]
 
 
