@@ -187,3 +187,55 @@ def test_explore_notebook_in_chromium(jupyterlab, tmp_path):
             browser.close()
     print(f"browser test: {n_plots} figures, margin {before['margin']} -> {after['margin']}, "
           f"{time.monotonic() - started:.0f}s")
+
+
+@pytest.fixture()
+def docs_server():
+    "The docs site (_docs/, built when stale) served on a free loopback port; stopped at the end."
+    import functools, http.server, threading
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed: pip install -e '.[docs]'")
+    from docs_site import ensure_site
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    handler = functools.partial(Quiet, directory=str(ensure_site()))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True); thread.start()
+    try: yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally: server.shutdown(); server.server_close()
+
+
+def test_docs_site_in_chromium(docs_server):
+    "The site's index shows the README's text and navigation; a library page and its API page show real content."
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python package) is not installed")
+    import ast
+    tree = ast.parse((ROOT / "dbl_kit" / "losses.py").read_text())
+    boost_doc = next(ast.get_docstring(n) for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "boost_loss")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{docs_server}/index.html")
+            article = page.locator("article").first
+            assert "Deep Boosting Learning" in article.inner_text()
+            assert page.locator("article .jp-CodeCell").count() >= 1        # the README's code, as notebook cells
+            nav = page.locator("nav.md-nav--primary").first.inner_text()
+            for entry in ("Library notebooks", "losses", "API", "dbl_kit.trainer"):
+                assert entry in nav, (entry, nav[:500])
+
+            # the library notebook: its prose and its exported code
+            page.locator("nav.md-nav--primary a[href='01_losses.html']").first.click()
+            page.wait_for_url("**/01_losses.html")
+            text = page.locator("article").first.inner_text()
+            assert "boosting" in text and "def triplet_loss" in text, text[:500]
+
+            # its API page: every entry a heading with the function's docstring under it
+            page.goto(f"{docs_server}/api/losses.html#dbl_kit.losses.boost_loss")
+            heading = page.locator("[id='dbl_kit.losses.boost_loss']")
+            assert heading.is_visible() and "boost_loss" in heading.inner_text()
+            body = page.locator("article").first.inner_text()
+            assert " ".join(boost_doc.split()[:8]) in " ".join(body.split()), boost_doc[:80]
+            shown = page.evaluate("() => [...document.querySelectorAll('article [id^=\"dbl_kit.losses.\"]')].map(e => e.id)")
+            assert {"dbl_kit.losses.triplet_loss", "dbl_kit.losses.make_transfer"} <= set(shown)
+        finally:
+            browser.close()
