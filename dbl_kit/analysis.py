@@ -162,14 +162,14 @@ def branch_stats(source, branches=None, split="dev", direction="both", captions_
 
 # %% ../nbs/09_analysis.ipynb #3ca66b40
 def distance_summary(source, branches=None, split="dev", direction="both", margin=None, captions_per_image=5) -> pd.DataFrame:
-    "One row per branch and direction: mean positive/hardest negative/relative distance, share with relative > m, R@1."
+    "One row per branch and direction: mean positive/hardest negative/relative distance; % of queries with relative > m, R@1 in %."
     stats, m = branch_stats(source, branches, split, direction, captions_per_image), resolve_margin(source, margin)
     rows = []
     for b, s in stats.items():
         for d, part in s.groupby("direction", sort=False):
             rows.append({"branch": b, "direction": d, "queries": len(part), "positive": part.positive.mean(),
                          "hardest_negative": part.hardest_negative.mean(), "relative": part.relative.mean(),
-                         f"relative>{m:g}": (part.relative > m).mean(), "r1": 100 * (part["rank"] == 1).mean()})
+                         f"relative>{m:g} (%)": 100 * (part.relative > m).mean(), "R@1 (%)": 100 * (part["rank"] == 1).mean()})
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_analysis.ipynb #db5ea8ea

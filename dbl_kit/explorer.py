@@ -61,7 +61,8 @@ class Explorer:
                                     continuous_update=False, layout=W.Layout(width="420px"), **wide)
         self.order = W.Dropdown(options=[("index", "index"), ("B gains most over A", "gain"), ("B loses most to A", "loss"),
                                          ("B misses (rank > 1)", "miss")], description="queries by", **wide)
-        self.query = W.IntSlider(value=0, min=0, max=0, description="query", continuous_update=False, **wide)
+        # the slider walks positions in the chosen order; it shows no number of its own, its label names the query
+        self.query = W.IntSlider(value=0, min=0, max=0, description="query", continuous_update=False, readout=False, **wide)
         self.inspector = W.HTML()
         self.out = {name: W.Output(layout=W.Layout(width="100%")) for name in self._outputs}
         self.out["separability"].layout.width = self.out["scatter"].layout.width = "50%"
@@ -109,9 +110,10 @@ def _load(self: Explorer, run_dir, branch_a=None, branch_b=None, margin=None, qu
     self._quiet, self.run, self._splits, self._umap, self.figures = True, run, splits, {}, {}
     try:
         self.run_dir.value = str(run.path)
-        self.branch_a.options = [("(none)", None)] + [(b, b) for b in run.branches]
+        # "(none)" has the value "": a None value would leave the dropdown showing nothing at all
+        self.branch_a.options = [("(none)", "")] + [(b, b) for b in run.branches]
         self.branch_b.options = [(b, b) for b in run.branches]
-        self.branch_a.value, self.branch_b.value = branch_a, branch_b
+        self.branch_a.value, self.branch_b.value = ("" if branch_a is None else branch_a), branch_b
         for name in _SIM_CONTROLS: getattr(self, name).disabled = not splits
         if splits:
             self.split.options = splits
@@ -167,7 +169,7 @@ def _show(self: Explorer, name, thing):
 def _render(self: Explorer, parts="all"):
     "Re-render the outputs that depend on `parts` (a key of `_RENDERS`)."
     run, split, direction = self.run, self.split.value, self.direction.value
-    names = list(dict.fromkeys(b for b in (self.branch_a.value, self.branch_b.value) if b is not None))
+    names = list(dict.fromkeys(b for b in (self.branch_a.value, self.branch_b.value) if b))
     for name in _RENDERS[parts]:
         try:
             if name == "history": thing = history_figure(run)
@@ -206,8 +208,9 @@ def _inspector(self: Explorer, names):
     finally: self._quiet = False
     q = int(order[pos])
     self.query.description = f"query {q}"
+    where = "" if self.order.value == "index" else f"query {q}: {pos + 1} of {len(order)} by '{self.order.label}'. "
     rel = "; ".join(f"{x}: relative {run_stats(run, x, split, d).relative.iloc[q]:.3f}, "
                     f"rank {run_stats(run, x, split, d)['rank'].iloc[q]}" for x in names)
-    return query_html(inspect_query(run, q, names, split, d), names, d) + f"<small>{html.escape(rel)}</small>"
+    return query_html(inspect_query(run, q, names, split, d), names, d) + f"<small>{html.escape(where + rel)}</small>"
 
 Explorer._changed, Explorer._show, Explorer._render, Explorer._inspector = _changed, _show, _render, _inspector

@@ -168,11 +168,22 @@ def scatter_figure(source, branches=None, split="dev", direction="i2t", margin=N
 # %% ../nbs/10_figures.ipynb #23285eea
 _PANELS = (("rsum", "dev rSum"), ("loss_total", "loss: total"), ("loss_base", "loss: base"), ("loss_transfer", "loss: transfer"))
 
+def _positive(df, col) -> bool:
+    "Whether column `col` of a history table has values and all of them are > 0 (so a log axis shows them all)."
+    y = pd.to_numeric(df[col], errors="coerce").dropna() if col in df else pd.Series(dtype=float)
+    return len(y) > 0 and bool((y > 0).all())
+
+def _history_panels(df) -> list:
+    "The panels with something to show: dev rSum always, a loss term when some evaluation recorded it."
+    if not len(df): return list(_PANELS)
+    return [(col, t) for col, t in _PANELS if col == "rsum" or (col in df and pd.to_numeric(df[col], errors="coerce").notna().any())]
+
 def history_figure(source) -> go.Figure:
     "dev rSum and loss terms per branch over epochs counted across stages, from a run, history records or a table."
     df = history_frame(source)
     spans = stage_spans(df)
-    fig = make_subplots(rows=1, cols=4, subplot_titles=[t for _, t in _PANELS], horizontal_spacing=0.06)
+    panels = _history_panels(df)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels], horizontal_spacing=0.06)
     if len(df):
         df = df.sort_values(["run_epoch"], kind="stable")
         many = df.groupby("branch")["stage"].nunique()
@@ -180,7 +191,7 @@ def history_figure(source) -> go.Figure:
             main = part["stage"].value_counts(sort=True).index[0]        # where the branch trains; others: dotted
             for stage, rows in part.groupby("stage", sort=False):
                 name = b if many[b] <= 1 else f"{b} ({stage} stage)"
-                for c, (col, _) in enumerate(_PANELS, 1):
+                for c, (col, _) in enumerate(panels, 1):
                     y = pd.to_numeric(rows[col], errors="coerce")
                     if y.isna().all(): continue
                     fig.add_trace(go.Scatter(
@@ -191,7 +202,7 @@ def history_figure(source) -> go.Figure:
                                   dash="solid" if stage == main else "dot")), 1, c)
     if len(spans) > 1:
         for j, s in enumerate(spans.itertuples()):
-            for c in range(1, len(_PANELS) + 1):
+            for c in range(1, len(panels) + 1):
                 fig.add_vrect(x0=s.first - 0.5, x1=s.last + 0.5, row=1, col=c, line_width=0, layer="below",
                               fillcolor="#777" if j % 2 else "#bbb", opacity=0.08, annotation_text=s.stage,
                               annotation_position="top left", annotation_font=dict(size=10, color="#666"))
@@ -200,6 +211,9 @@ def history_figure(source) -> go.Figure:
     fig.update_layout(template="plotly_white", height=380, legend=_BOTTOM_LEGEND)
     details = ([f"epochs count on across stages: {spans.stage[0]} {spans['first'][0]:g}-{spans['last'][0]:g}"]
                + [f"{s.stage} {s.first:g}-{s.last:g}" for s in spans.iloc[1:].itertuples()] if len(spans) > 1 else [])
+    logs = [c for c, (col, _) in enumerate(panels, 1) if col != "rsum" and _positive(df, col)]
+    for c in logs: fig.update_yaxes(type="log", row=1, col=c)
+    if logs: details.append("losses on a log scale")
     return _title(fig, "Training curves" + ("" if len(df) else " (no evaluations recorded yet)"), details,
                   subplot_titles=True, bottom=90)
 

@@ -19,7 +19,7 @@ from .models import rebuild_model
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'default_run_name', 'RunDir', 'open_run', 'file_digest', 'check_file',
-           'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info', 'load_model']
+           'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info', 'load_model', 'locate_run']
 
 # %% ../nbs/12_rundir.ipynb #b6338baa
 FORMAT_VERSION = 2
@@ -295,8 +295,8 @@ class RunDir:
         return out
 
 def open_run(run_dir) -> RunDir:
-    "Open a run directory (a `RunDir` is returned as is)."
-    return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    "Open a run directory (a `RunDir` is returned as is); a relative path is also looked for in the runs folder."
+    return run_dir if isinstance(run_dir, RunDir) else RunDir(locate_run(run_dir))
 
 # %% ../nbs/12_rundir.ipynb #3d76122f
 def file_digest(path) -> dict:
@@ -370,3 +370,20 @@ def load_model(source, branch=None, device="cpu"):
     model = rebuild_model(info["model"])
     model.load_state_dict(tensors)
     return model.to(device).eval(), info
+
+# %% ../nbs/12_rundir.ipynb #1d6f81d5
+def locate_run(run_dir, runs_path=None) -> Path:
+    """The folder `run_dir` names: as given when it exists, else the same relative path in the runs folder
+    (`runs_path`; None: DBL_RUNS_PATH or settings.ini's runs_path), with a leading `runs/` dropped."""
+    p = Path(run_dir).expanduser()
+    if p.exists() or p.is_absolute(): return p
+    if runs_path is None:
+        from dbl_kit.config import read_settings
+        runs_path = os.environ.get("DBL_RUNS_PATH") or read_settings()["runs_path"]
+    root = Path(runs_path).expanduser()
+    tries = [root / p] + ([root.joinpath(*p.parts[1:])] if len(p.parts) > 1 and p.parts[0] == root.name else [])
+    found = next((t for t in tries if t.exists()), None)
+    if found is None:
+        raise KitError(f"Run directory {run_dir} does not exist, neither in the working folder {Path.cwd()} nor in the "
+                       f"runs folder {root}; pass a folder created by dbl_kit.train (runs_path/<run_name>, it holds config.json).")
+    return found
