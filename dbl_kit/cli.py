@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_cli.ipynb #d10a4fd1
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
 
 from .core import KitError
 from .config import PARAMS, make_config
@@ -62,7 +62,8 @@ def main(argv=None) -> int:
         if args.command == "train":
             from dbl_kit.trainer import train
             params = {k: v for k, v in vars(args).items() if k != "command"}
-            print(train(**params))
+            result = train(**params)
+            if os.environ.get("RANK", "0") == "0": print(result)    # under torchrun every rank returns it; rank 0 reports
         elif args.command == "report":
             from dbl_kit.report import report
             print(report(args.run_dir))

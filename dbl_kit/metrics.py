@@ -62,7 +62,8 @@ METRIC_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "i2t_medr", "i2t_meanr",
                "t2i_r1", "t2i_r5", "t2i_r10", "t2i_medr", "t2i_meanr", "rsum")
 
 def _summary(ranks, prefix) -> dict:
-    out = {f"{prefix}_r{K}": float(100.0 * np.mean(ranks <= K)) for K in (1, 5, 10)}
+    # the count times 100, then one division: 100 * 29 / 1000 is 2.9, where 100 * mean gives 2.9000000000000004
+    out = {f"{prefix}_r{K}": 100 * int(np.count_nonzero(ranks <= K)) / len(ranks) for K in (1, 5, 10)}
     out[f"{prefix}_medr"] = float(np.floor(np.median(ranks)))
     out[f"{prefix}_meanr"] = float(np.mean(ranks))
     return out
@@ -71,7 +72,8 @@ def retrieval_metrics(sims, captions_per_image: int = 5) -> dict:
     "R@1/5/10 (percent), medr and meanr in both directions, and rsum, of a [n_images, n_captions] similarity matrix."
     i2t, t2i = retrieval_ranks(sims, captions_per_image)
     out = {**_summary(i2t, "i2t"), **_summary(t2i, "t2i")}
-    out["rsum"] = sum(out[f"{d}_r{K}"] for d in ("i2t", "t2i") for K in (1, 5, 10))
+    # rounded at 1e-9, far below a recall's step (100 / n), so that the sum prints as the recalls add up (4.64, not 4.640000000000001)
+    out["rsum"] = round(sum(out[f"{d}_r{K}"] for d in ("i2t", "t2i") for K in (1, 5, 10)), 9)
     return {key: out[key] for key in METRIC_KEYS}
 
 # %% ../nbs/07_metrics.ipynb #9933b929
