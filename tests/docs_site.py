@@ -9,7 +9,7 @@ SITE = ROOT / "_docs"
 
 def sources():
     return [*ROOT.glob("nbs/*.ipynb"), *ROOT.glob("nbs/experiments/*.ipynb"), *ROOT.glob("dbl_kit/*.py"),
-            ROOT / "mkdocs.yml", ROOT / "tools" / "build_docs.py"]
+            ROOT / "mkdocs.yml", ROOT / "tools" / "build_docs.py", ROOT / "CHANGELOG.md", ROOT / "CITATION.cff"]
 
 
 def ensure_site():

@@ -142,9 +142,12 @@ def stage():
                    for p in sorted((NBS / "experiments").glob("*.ipynb"))]
     if (ROOT / "data" / "README.md").exists():
         (STAGE / "data").mkdir(); shutil.copy(ROOT / "data" / "README.md", STAGE / "data" / "index.md")
+    for name in ("CHANGELOG.md", "CITATION.cff"):      # the README links both; the .cff is served as a file
+        if (ROOT / name).exists(): shutil.copy(ROOT / name, STAGE / name)
     api, modules = stage_api()
     nav += [{"Guides": guides}, {"Library notebooks": library}, {"Experiments": experiments}, {"API": api}]
     if (STAGE / "data").exists(): nav.append({"Datasets": "data/index.md"})
+    if (STAGE / "CHANGELOG.md").exists(): nav.append({"Changelog": "CHANGELOG.md"})
     return nav, modules
 
 
