@@ -9,7 +9,7 @@ NBTEST_SKIP := ^(train|explore)\.ipynb$$|^[_.]
 # Parallel test workers: one per core, at most 4 (each training test uses one torch thread).
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup demo test export-check readme nbtest pytest clean
+.PHONY: setup demo test export-check readme nbtest pytest clean docs
 
 setup: $(STAMP)
 
@@ -37,8 +37,8 @@ demo: setup
 	@$(BIN)/python -m dbl_kit.report runs/$(RUN)
 
 # The whole suite: the library is in step with the notebooks, the notebooks' own tests, pytest (reference checks,
-# papermill runs of every runnable notebook, and the browser test when Chromium is installed).
-test: setup export-check nbtest pytest
+# papermill runs of every runnable notebook, the docs site, and the browser test when Chromium is installed).
+test: setup export-check nbtest docs pytest
 
 export-check:
 	@$(BIN)/nbdev-export
@@ -53,6 +53,14 @@ export-check:
 # README.md is generated from nbs/index.ipynb (nbdev's convention: the index notebook is the README's source).
 readme: setup
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN nbs/index.ipynb --output-dir . --output README
+
+# The docs site, built into _docs/ from the notebooks (open _docs/index.html; pages are NAME.html, so no server is
+# needed). The generator is MkDocs with mkdocs-material, mkdocs-jupyter and mkdocstrings-python (the `docs` extra):
+# nbdev-docs needs Quarto, which no package registry ships; these install from PyPI, render the notebooks as
+# committed without running them, and read the API reference (every module's __all__) from the source. Strict:
+# a broken link or a name it cannot document fails the build. tools/build_docs.py says more.
+docs: setup
+	$(BIN)/python tools/build_docs.py
 
 nbtest:
 	$(BIN)/nbdev-test --n-workers $(JOBS) --skip-file-re '$(NBTEST_SKIP)' --timing

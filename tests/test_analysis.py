@@ -135,9 +135,9 @@ def test_distance_summary_matches_loop(run_dir):
     ref = loop_stats(np.load(run_dir / "sims_target_dev.npy"), 5)["t2i"]
     row = summary[(summary.branch == "target") & (summary.direction == "t2i")].iloc[0]
     test_close(row["relative"], np.mean([r[2] for r in ref]))
-    test_close(row["relative>0.1"], np.mean([r[2] > 0.1 for r in ref]))
-    test_close(row["r1"], 100 * np.mean([r[3] == 1 for r in ref]))
-    test_eq(analysis.distance_summary(run_dir).columns[-2], "relative>0.2")      # the run's training margin
+    test_close(row["relative>0.1 (%)"], 100 * np.mean([r[2] > 0.1 for r in ref]))    # both shares in percent
+    test_close(row["R@1 (%)"], 100 * np.mean([r[3] == 1 for r in ref]))
+    test_eq(analysis.distance_summary(run_dir).columns[-2], "relative>0.2 (%)")      # the run's training margin
 
 
 def test_separation_fraction_matches_count():

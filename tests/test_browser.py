@@ -1,16 +1,16 @@
-"""The explore notebook in a real browser: JupyterLab on a loopback port, headless Chromium driven by Playwright.
+"""The explore notebook and the docs site in a real browser: JupyterLab (or the built site) on a loopback port,
+headless Chromium driven by Playwright.
 
-Runs every cell in the page, checks that the plotly figures render and that moving the margin slider re-renders
-the separability figure. Needs /usr/bin/chromium (Debian: apt-get install chromium); Playwright never downloads a
-browser here. DBL_EXPLORE_RUN=<run dir> explores that run instead of a synthetic one; DBL_SCREENSHOT=<file.png>
+The explorer opens a small offline DBL run trained here (an anchor, then a target, as `make demo` trains one):
+every cell runs in the page, the plotly figures render and compare anchor with target, branch A can be set to
+"(none)" and shows it, and moving the margin slider re-renders the separability figure. Needs /usr/bin/chromium (Debian: apt-get install chromium); Playwright never downloads a
+browser here. DBL_EXPLORE_RUN=<run dir> explores that run instead; DBL_SCREENSHOT=<file.png>
 saves a screenshot of the explorer.
 """
-import contextlib, json, os, secrets, signal, socket, subprocess, sys, time, urllib.request
+import contextlib, json, os, re, secrets, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import pytest
-
-from fake_run import make_fake_run
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,10 +123,34 @@ SEPARABILITY = """() => {
 }"""
 
 
+def offline_dbl_run(folder):
+    """A small offline DBL run (anchor, then target; rel_max) on a small shapes set generated in `folder`: the kind of
+    run `make demo` trains, at a size that trains and evaluates in seconds."""
+    import dbl_kit
+    from dbl_kit.shapes import ensure_shapes
+    data = ensure_shapes(folder / "data", n_train=400, n_dev=100, n_test=100)
+    return dbl_kit.train(scenario="offline", transfer="rel_max", dataset=str(data), epochs=2, anchor_epochs=2,
+                         embed_size=32, word_dim=32, batch_size=64, lr=2e-3, max_violation=False, seed=0, threads=1,
+                         progress=False, runs_path=str(folder / "runs")).run_dir
+
+
+BRANCH_SELECT = """(label) => {
+  const box = [...document.querySelectorAll('.widget-dropdown')].find(d => d.querySelector('label')?.textContent === label);
+  const s = box && box.querySelector('select');
+  return s ? {shown: s.selectedIndex >= 0 ? s.options[s.selectedIndex].text : '', options: [...s.options].map(o => o.text)} : null;
+}"""
+
+SEPARABILITY_TRACES = """() => {
+  const p = [...document.querySelectorAll('.widget-output .js-plotly-plot')]
+    .find(p => p.layout && String(p.layout.title.text).startsWith('Triplet separability'));
+  return p ? p.data.map(t => t.name) : null;
+}"""
+
+
 def test_explore_notebook_in_chromium(jupyterlab, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python package) is not installed")
     started = time.monotonic()
-    run_dir = os.environ.get("DBL_EXPLORE_RUN") or make_fake_run(tmp_path / "runs" / "fake", n_images=(60, 40))
+    run_dir = os.environ.get("DBL_EXPLORE_RUN") or offline_dbl_run(tmp_path)
     write_notebook(jupyterlab["root"], run_dir)
 
     with playwright.sync_playwright() as p:
@@ -152,13 +176,43 @@ def test_explore_notebook_in_chromium(jupyterlab, tmp_path):
 
             # every figure renders: 5 in the explorer's widgets (distances, separability, scatter, history, UMAP),
             # the same 5 again as plain outputs in the Figures section
-            n_plots = wait_until("the plotly figures to render",
-                                 lambda: (n := page.locator(".jp-Notebook .js-plotly-plot").count()) >= 10 and n, timeout=60)
+            counts = []
+            def plots_drawn():
+                counts.append(n := page.locator(".jp-Notebook .js-plotly-plot").count())
+                return n >= 10 and n
+            try: n_plots = wait_until("the plotly figures to render", plots_drawn, timeout=120)
+            except BaseException:
+                print("plotly figures drawn while waiting:", counts[-5:], "titles:", page.evaluate(
+                    "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => String(p.layout && p.layout.title.text))"))
+                raise
             assert page.locator(".widget-output .js-plotly-plot").count() == 5
             titles = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => String(p.layout.title.text))")
             for start in ("Distance distributions", "Triplet separability", "Per-query relative distance", "Training curves", "UMAP"):
                 assert any(t.startswith(start) for t in titles), (start, titles)
             assert page.locator(".dbl-inspector").count() == 1
+
+            # anchor versus target: the status line names the offline run's branches, the dropdowns show them, the
+            # figures draw both
+            status = " ".join(page.locator(".jp-Notebook .widget-html").all_inner_texts())
+            assert "Scenario offline" in status and "branches anchor, target" in status, status[:400]
+            shown_a, shown_b = page.evaluate(BRANCH_SELECT, "branch A"), page.evaluate(BRANCH_SELECT, "branch B")
+            assert shown_a["shown"] == "anchor" and "(none)" in shown_a["options"], shown_a
+            assert shown_b["shown"] == "target", shown_b
+            assert page.evaluate(SEPARABILITY_TRACES) == ["anchor", "target"]
+            assert any(t.startswith("Per-query relative distance") for t in titles)
+            # the query slider shows no position of its own: its label is the query number
+            query = page.locator(".widget-slider", has=page.locator("label", has_text="query")).first
+            assert re.fullmatch(r"query \d+", query.locator("label").first.inner_text().strip())
+            assert not query.locator(".widget-readout").first.is_visible()
+
+            # branch A to "(none)": the dropdown says so and the figures draw the target alone; then back
+            select_a = page.locator(".widget-dropdown", has=page.locator("label", has_text="branch A")).locator("select").first
+            select_a.select_option(label="(none)")
+            wait_until("the figures to draw the target alone", lambda: page.evaluate(SEPARABILITY_TRACES) == ["target"], timeout=60)
+            assert page.evaluate(BRANCH_SELECT, "branch A")["shown"] == "(none)"
+            select_a.select_option(label="anchor")
+            wait_until("the figures to draw both branches again",
+                       lambda: page.evaluate(SEPARABILITY_TRACES) == ["anchor", "target"], timeout=60)
             before = wait_until("the explorer's separability figure", lambda: page.evaluate(SEPARABILITY), timeout=30)
 
             # drag the margin slider's handle to the right, as a user would
@@ -187,3 +241,55 @@ def test_explore_notebook_in_chromium(jupyterlab, tmp_path):
             browser.close()
     print(f"browser test: {n_plots} figures, margin {before['margin']} -> {after['margin']}, "
           f"{time.monotonic() - started:.0f}s")
+
+
+@pytest.fixture()
+def docs_server():
+    "The docs site (_docs/, built when stale) served on a free loopback port; stopped at the end."
+    import functools, http.server, threading
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed: pip install -e '.[docs]'")
+    from docs_site import ensure_site
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    handler = functools.partial(Quiet, directory=str(ensure_site()))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True); thread.start()
+    try: yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally: server.shutdown(); server.server_close()
+
+
+def test_docs_site_in_chromium(docs_server):
+    "The site's index shows the README's text and navigation; a library page and its API page show real content."
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python package) is not installed")
+    import ast
+    tree = ast.parse((ROOT / "dbl_kit" / "losses.py").read_text())
+    boost_doc = next(ast.get_docstring(n) for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "boost_loss")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{docs_server}/index.html")
+            article = page.locator("article").first
+            assert "Deep Boosting Learning" in article.inner_text()
+            assert page.locator("article .jp-CodeCell").count() >= 1        # the README's code, as notebook cells
+            nav = page.locator("nav.md-nav--primary").first.inner_text()
+            for entry in ("Library notebooks", "losses", "API", "dbl_kit.trainer"):
+                assert entry in nav, (entry, nav[:500])
+
+            # the library notebook: its prose and its exported code
+            page.locator("nav.md-nav--primary a[href='01_losses.html']").first.click()
+            page.wait_for_url("**/01_losses.html")
+            text = page.locator("article").first.inner_text()
+            assert "boosting" in text and "def triplet_loss" in text, text[:500]
+
+            # its API page: every entry a heading with the function's docstring under it
+            page.goto(f"{docs_server}/api/losses.html#dbl_kit.losses.boost_loss")
+            heading = page.locator("[id='dbl_kit.losses.boost_loss']")
+            assert heading.is_visible() and "boost_loss" in heading.inner_text()
+            body = page.locator("article").first.inner_text()
+            assert " ".join(boost_doc.split()[:8]) in " ".join(body.split()), boost_doc[:80]
+            shown = page.evaluate("() => [...document.querySelectorAll('article [id^=\"dbl_kit.losses.\"]')].map(e => e.id)")
+            assert {"dbl_kit.losses.triplet_loss", "dbl_kit.losses.make_transfer"} <= set(shown)
+        finally:
+            browser.close()

@@ -53,6 +53,7 @@ def test_two_rank_run_completes_and_resumes_in_one_process(tmp_path):
             "--runs_path", str(tmp_path), "--run_name", "ddp", "--eval_batch_size", "256"]
     r = subprocess.run(TORCHRUN + ["-m", "dbl_kit", "train", *args], capture_output=True, text=True, timeout=600, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("TrainResult(") == 1, r.stdout[-2000:]         # the result is printed once, by rank 0
     run = RunDir(tmp_path / "ddp")
     assert run.finished and run.config["ranks"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]          # rank 1 wrote nothing of its own

@@ -41,7 +41,8 @@ def test_explorer_reacts_to_controls(run_dir, Explorer):
     test_eq(ex.figures["scatter"].layout.meta["margin"], 0.4)
     test_eq(shown(ex, "scatter")["layout"]["meta"]["margin"], 0.4)
     # one branch left: the comparison gives way to a hint, the other figures draw the target alone
-    ex.branch_a.value = None
+    ex.branch_a.label = "(none)"
+    test_eq((ex.branch_a.index, ex.branch_a.label, ex.branch_a.value), (0, "(none)", ""))   # shown, not an empty box
     assert "Choose two different branches" in shown(ex, "scatter")
     assert "scatter" not in ex.figures
     test_eq([t["name"] for t in shown(ex, "separability")["data"]], ["target"])
@@ -56,6 +57,24 @@ def test_explorer_reacts_to_controls(run_dir, Explorer):
     sa, sb = (run_stats(run_dir, b, "dev", "t2i").relative.to_numpy() for b in ("anchor", "target"))
     test_eq(ex.query.description, f"query {int(np.argmax(sb - sa))}")
     assert f"caption query:</b> caption {int(np.argmax(sb - sa))}<" in ex.inspector.value
+    # the slider shows no position of its own: its label is the query's number, the inspector says where it stands
+    ex.query.value = 3
+    q = int(np.argsort(-(sb - sa), kind="stable")[3])
+    test_eq((ex.query.readout, ex.query.description), (False, f"query {q}"))
+    assert f"query {q}: 4 of {len(sa)} by " in ex.inspector.value
+
+
+def test_run_dir_typed_as_the_placeholder_says(run_dir, Explorer, tmp_path, monkeypatch):
+    "runs/<run_name> opens the run from the configured runs folder, whatever the working folder (nbs/ has no runs/)."
+    ex = Explorer(umap_images=0)
+    test_eq(ex.run_dir.placeholder, "runs/<run_name>")
+    monkeypatch.setenv("DBL_RUNS_PATH", str(run_dir.parent))
+    (tmp_path / "nbs").mkdir(); monkeypatch.chdir(tmp_path / "nbs")
+    ex.run_dir.value = f"runs/{run_dir.name}"
+    test_eq(ex.run.path, run_dir.resolve())
+    assert "finished" in ex.status.value
+    ex.run_dir.value = "runs/no-such-run"
+    assert ex.run is None and "nor in the runs folder" in html.unescape(ex.status.value)
 
 
 def test_bad_folder_clears_the_explorer(run_dir, Explorer):
@@ -120,6 +139,9 @@ def test_explore_notebook_headless(run_dir, tmp_path):
               for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if PLOTLY in o.get("data", {})]
     for start in ("Distance distributions", "Triplet separability", "Per-query relative distance", "Training curves", "UMAP"):
         assert any(t.startswith(start) for t in titles), (start, titles)
+    table = next(o["data"]["text/html"] for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+                 if "hardest_negative" in "".join(o.get("data", {}).get("text/html", "")))
+    assert "relative&gt;0.2 (%)" in "".join(table) and "R@1 (%)" in "".join(table)     # one unit for both shares
 
 
 @pytest.mark.slow

@@ -72,6 +72,17 @@ def test_history_puts_stages_one_after_the_other(run_dir):
     assert "no evaluations" in figures.history_figure([]).layout.title.text
 
 
+def test_history_of_a_baseline_has_no_transfer_panel_and_log_losses():
+    "A baseline records no transfer loss: three panels; the warm-up epoch's large loss does not flatten the rest."
+    records = [{"epoch": e, "stage": "train", "branch": "baseline", "rsum": 100.0 + e,
+                "loss": {"total": loss, "base": loss, "transfer": None}} for e, loss in ((1, 80.0), (2, 4.0), (3, 3.5))]
+    fig = figures.history_figure(records)
+    titles = [a.text for a in fig.layout.annotations]
+    assert "loss: transfer" not in titles and {"dev rSum", "loss: total", "loss: base"} <= set(titles)
+    test_eq({t.xaxis for t in fig.data}, {"x", "x2", "x3"})
+    test_eq((fig.layout.yaxis.type, fig.layout.yaxis2.type, fig.layout.yaxis3.type), (None, "log", "log"))
+
+
 def test_history_of_an_unfinished_run(tmp_path):
     fig = figures.history_figure(make_fake_run(tmp_path / "runs" / "open", finished=False))
     test_eq([list(t.x) for t in fig.data if t.name == "target" and t.xaxis == "x"], [[3.0]])

@@ -77,7 +77,9 @@ def test_experiment_notebook_small(tmp_path):
     df = pd.read_csv(csv)
     assert set(df.setting) == {"baseline", "offline, alpha=0 (control)", "offline rel_max", "online rel_max", "momentum rel_max",
                                "offline rel_max beta=0.5"}
-    swept = json.loads((Path(df.set_index("setting").loc["offline rel_max beta=0.5", "run_dir"]) / "config.json").read_text())
+    assert not any(Path(d).is_absolute() for d in df.run_dir)     # relative to the runs folder: no machine's paths
+    swept_dir = tmp_path / "runs" / df.set_index("setting").loc["offline rel_max beta=0.5", "run_dir"]
+    swept = json.loads((swept_dir / "config.json").read_text())
     assert swept["beta"] == 0.5 and swept["alpha"] == 1.0 and swept["scenario"] == "offline"
     # run again with the same parameters: every run is reused from the CSV, none is trained twice
     _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0",
