@@ -23,7 +23,8 @@ def _step(tmp_path, params, ranks):
 
 # dropout 0: dropout masks are drawn per rank. vse with norm="layer": the published BatchNorm (norm="batch") takes its
 # training statistics over each rank's own rows, as DDP without SyncBatchNorm does, and its region dropping draws per
-# rank, so only the LayerNorm variant makes one 2-rank step equal one single-process step. Odd batch sizes split unevenly (32 + 31 rows). The online scenario
+# rank, so only the LayerNorm variant makes one 2-rank step equal one single-process step.
+# Odd batch sizes split unevenly (32 + 31 rows). The online scenario
 # gathers a teacher's rows; momentum gathers the EMA anchor's; CMPM gathers image ids; ave has a learned head.
 # Momentum uses `kd` here: at its first step the anchor is a copy of the target, so in rel_max/abs_max every
 # negative ties for the max and float round-off (which differs between a 64-row and two 32-row products) picks
