@@ -18,3 +18,5 @@ from .rundir import RunDir, load_model
 from .scenarios import Scenario
 from .trainer import train, TrainResult
 from .published import import_checkpoint
+from .evaluation import evaluate_runs
+from .recipes import RECIPES

@@ -137,8 +137,10 @@ def kit_state(family: str, flat: dict, source="the checkpoint") -> dict:
 # %% ../nbs/24_published.ipynb #608188be
 DATASETS = {"f30k_precomp": "f30k", "coco_precomp": "coco", "f30k": "f30k", "coco": "coco"}
 
-def _opt_dict(opt) -> dict:
-    if opt is None: return {}
+def _opt_dict(opt, source="the checkpoint") -> dict:
+    if opt is None:
+        raise KitError(f"{source} has no 'opt' (the training options every published checkpoint saves), so its attention "
+                       "direction, pooling and sizes are unknown; pass the checkpoint file the published training wrote.")
     if isinstance(opt, argparse.Namespace): return dict(vars(opt))
     if isinstance(opt, dict): return dict(opt)
     raise KitError(f"the checkpoint's opt is a {type(opt).__name__}, not the argparse.Namespace the published code saves.")
@@ -206,7 +208,7 @@ def import_model(checkpoint, vocab, branch: str | None = None):
     ckpt = read_checkpoint(p)
     family, flat, entry = published_state(ckpt, branch, source=str(p))
     state = kit_state(family, flat, source=str(p))
-    opt = _opt_dict(ckpt.get("opt"))
+    opt = _opt_dict(ckpt.get("opt"), source=str(p))
     config = kit_config(family, state, opt, source=str(p))
     words = checkpoint_vocab(vocab, config["vocab_size"], source=str(p))
     model = rebuild_model(config)
@@ -255,6 +257,7 @@ def import_checkpoint(checkpoint, vocab, out, branch: str | None = None, dataset
     """Write the run directory `out` holding a published checkpoint (see the table above); `branch` picks the DBL MSS
     teacher (`'model_t'`). `evaluate` (default: when the dataset's folder exists) scores dev and test."""
     model, words, info = import_model(checkpoint, vocab, branch)
+    data_path = str(Path(data_path or read_settings()["data_path"]).expanduser().resolve())
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise KitError(f"out={str(out)!r} exists and is not empty; pass a new folder for the imported run directory.")
@@ -264,11 +267,11 @@ def import_checkpoint(checkpoint, vocab, out, branch: str | None = None, dataset
     run.save_vocab(words)
     run.save_checkpoint(target, model, epoch=info["epoch"], stage="imported", dev_rsum=info["best_rsum"], vocab_size=len(words))
     run.write_config({**{k: v for k, v in model.config.items() if k not in ("vocab_size", "feat_dim")}, "dataset": name,
-                      "data_path": None if data_path is None else str(Path(data_path).expanduser().resolve()),
+                      "data_path": data_path,
                       "scenario": "baseline", "branches": [target], "target": target, "anchor": None, "source": info})
     run.write_metrics({"target": target, "anchor": None, "dataset": name, "split": None, "branches": {}, "imported": True})
     if evaluate is None:
-        try: evaluate = name is not None and resolve_dataset(name, data_path or read_settings()["data_path"]).is_dir()
+        try: evaluate = name is not None and resolve_dataset(name, data_path).is_dir()
         except KitError: evaluate = False
     if evaluate: evaluate_run(run.path, name, data_path, device)
     return run.path

@@ -21,14 +21,17 @@ def _step(tmp_path, params, ranks):
     assert r.returncode == 0, r.stderr[-3000:]
     return load_file(str(out))
 
-# dropout 0: dropout masks are drawn per rank. Odd batch sizes split unevenly (32 + 31 rows). The online scenario
+# dropout 0: dropout masks are drawn per rank. vse with norm="layer": the published BatchNorm (norm="batch") takes its
+# training statistics over each rank's own rows, as DDP without SyncBatchNorm does, and its region dropping draws per
+# rank, so only the LayerNorm variant makes one 2-rank step equal one single-process step.
+# Odd batch sizes split unevenly (32 + 31 rows). The online scenario
 # gathers a teacher's rows; momentum gathers the EMA anchor's; CMPM gathers image ids; ave has a learned head.
 # Momentum uses `kd` here: at its first step the anchor is a copy of the target, so in rel_max/abs_max every
 # negative ties for the max and float round-off (which differs between a 64-row and two 32-row products) picks
 # which one gets the gradient; that is the loss's kink, not the gather's error.
 CASES = {
-    "vse-online": dict(model="vse", scenario="online", embed_size=32, word_dim=32, batch_size=64),
-    "vse-momentum-cmpm-odd": dict(model="vse", scenario="momentum", transfer="kd", embed_size=32, word_dim=32,
+    "vse-online": dict(model="vse", norm="layer", scenario="online", embed_size=32, word_dim=32, batch_size=64),
+    "vse-momentum-cmpm-odd": dict(model="vse", norm="layer", scenario="momentum", transfer="kd", embed_size=32, word_dim=32,
                                   batch_size=63, base_loss="triplet+cmpm"),
     "ave-baseline": dict(model="ave", scenario="baseline", embed_size=32, word_dim=32, sim_dim=16, batch_size=48),
     "scan_i2t-baseline": dict(model="scan_i2t", scenario="baseline", embed_size=32, word_dim=32, batch_size=48),
@@ -49,7 +52,7 @@ def test_two_rank_step_equals_single_process_step(name, tmp_path):
 
 def test_two_rank_run_completes_and_resumes_in_one_process(tmp_path):
     args = ["--scenario", "offline", "--epochs", "1", "--anchor_epochs", "1", "--max_train_captions", "640",
-            "--embed_size", "32", "--word_dim", "32", "--threads", "1", "--progress", "False", "--dropout", "0",
+            "--embed_size", "32", "--word_dim", "32", "--threads", "1", "--progress", "False", "--dropout", "0", "--norm", "layer",
             "--runs_path", str(tmp_path), "--run_name", "ddp", "--eval_batch_size", "256"]
     r = subprocess.run(TORCHRUN + ["-m", "dbl_kit", "train", *args], capture_output=True, text=True, timeout=600, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]

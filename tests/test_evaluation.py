@@ -174,3 +174,15 @@ def test_eccv_and_cxc_equal_the_package():
 
 def test_eccv_needs_the_5k_matrix():
     test_fail(lambda: eccv_metrics(np.zeros((1000, 5000), np.float32)), contains="COCO 5K")
+
+
+def test_explorer_reads_an_eval_folder(two_runs, tmp_path):
+    pytest.importorskip("ipywidgets")
+    from dbl_kit.explorer import Explorer
+    folder, (a, b) = two_runs
+    evaluate_runs([a, b], dataset=str(folder), split="test", out=tmp_path / "ens", progress=False)
+    ex = Explorer(tmp_path / "ens", umap_images=0)
+    assert "evaluation of 2 member(s)" in ex.status.value
+    test_eq((ex.split.value, ex.branch_b.value), ("test", "eval"))
+    assert "distances" in ex.figures and "separability" in ex.figures
+    assert "A " in ex.inspector.value                    # the query inspector shows the dataset's captions

@@ -451,6 +451,9 @@ def test_vocabulary_mismatch_and_other_refusals(tmp_path, vocab_file):
         import_checkpoint(tmp_path / "junk.pth.tar", vocab_file, tmp_path / "run")
     with pytest.raises(KitError, match="no 'model' entry"):
         import_checkpoint(save({"state_dict": {}}, tmp_path / "other.pth"), vocab_file, tmp_path / "run")
+    no_opt = sgraf_ckpt("SAF"); del no_opt["opt"]
+    with pytest.raises(KitError, match="has no 'opt'"):
+        import_checkpoint(save(no_opt, tmp_path / "no_opt.pth.tar"), vocab_file, tmp_path / "run")
     with pytest.raises(KitError, match="branch='student'"):
         import_checkpoint(path, vocab_file, tmp_path / "run", branch="student")
     bad = sgraf_ckpt("SGR"); bad["model"][2]["mystery.weight"] = torch.zeros(3)

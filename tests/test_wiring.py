@@ -65,7 +65,7 @@ def test_momentum_below_one_moves_the_anchor(ctx_factory):
 
 
 def test_online_alpha0_trains_each_branch_as_a_baseline(ctx_factory):
-    ctx = ctx_factory(scenario="online", alpha=0.0, n_branches=3, dropout=0.0, **SMALL)
+    ctx = ctx_factory(scenario="online", alpha=0.0, n_branches=3, dropout=0.0, region_drop=0.0, **SMALL)
     for direction in ("forward", "mutual"):
         cfg = ctx.cfg.replace(direction=direction)
         models = [ctx.new_model(k) for k in range(3)]
