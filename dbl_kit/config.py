@@ -115,10 +115,11 @@ PARAMS: dict[str, Param] = {
     "device":           Param(None, text(), "'auto', 'cpu', 'cuda' or 'cuda:N' (settings.ini: device)"),
     "seed":             Param(0, number(int, 0), "seed of initialisation, shuffling and dropout"),
     "workers":          Param(0, number(int, 0), "DataLoader worker processes"),
-    "threads":          Param(0, number(int, 0), "CPU threads for torch; 0 keeps torch's own choice (every core); config.json records the count used"),
+    "threads":          Param(0, number(int, 0), "CPU threads for torch; 0: the cores this process may use minus those other programs keep busy (at most torch's own choice); config.json records the count used and why (threads_choice)"),
     "amp":              Param("auto", choice("auto", True, False), "bf16 autocast: 'auto' turns it on for CUDA"),
     "eval_batch_size":  Param(512, number(int, 1), "images or captions per encoding batch in evaluation"),
-    "progress":         Param(True, flag, "show tqdm progress bars"),
+    "progress":         Param(True, flag, "show progress: a bar in a terminal, a widget in Jupyter, a line every 5% in logs and papermill (DBL_PROGRESS=bar|widget|lines overrides)"),
+    "tensorboard":      Param("auto", choice("auto", True, False), "write TensorBoard events into the run's tensorboard/ folder; 'auto': when the tensorboard package is installed"),
     "checkpoint_every": Param(None, number(int, 0, optional=True), "save the training state (for resume) every N steps besides every epoch end; 0: epoch ends only; default: about every 5 minutes of training"),
     "resume":           Param(None, text(), "a run directory to continue from its last saved training state; its other parameters come from its config.json"),
     # Deep Boosting Learning
