@@ -1,4 +1,4 @@
-"""How fast the kit is, measured as ratios within one run: `python -m dbl_kit.bench overhead` (what DBL costs per training step), `python -m dbl_kit.bench metrics` (the vectorised metrics against a per-query loop) and `python -m dbl_kit.bench similarity` (the interaction heads' block similarity engine against the published per-caption loop).
+"""How fast the kit is, measured as ratios within one run: `python -m dbl_kit.bench overhead` (what DBL costs per training step), `python -m dbl_kit.bench metrics` (the vectorised metrics against a per-query loop) `python -m dbl_kit.bench similarity` (the interaction heads' block similarity engine against the published per-caption loop) and `python -m dbl_kit.bench contention` (a training run alone and beside another PyTorch job).
 
 Docs: https://dbl-kit.github.io/dbl-kit/bench.html.md"""
 
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .core import MODELS, seed_everything, resolve_device
 from .config import make_config
+from .runtime import TORCH_THREADS, set_threads
 from .metrics import retrieval_metrics
 from .scenarios import Baseline, Offline, Online, Momentum, encode_split
 from .trainer import RunContext, prepare_data, prepare_vocab, train_step
@@ -22,7 +23,7 @@ from .models import TokenSet, l2norm
 import dbl_kit.interaction   # importing it registers the interaction backbones
 
 # %% auto #0
-__all__ = ['overhead', 'loop_metrics', 'metrics_speed', 'loop_similarity', 'similarity_speed', 'main']
+__all__ = ['overhead', 'loop_metrics', 'metrics_speed', 'loop_similarity', 'similarity_speed', 'contention', 'main']
 
 # %% ../nbs/17_bench.ipynb #72546dae
 def _scenarios(ctx):
@@ -41,13 +42,13 @@ def _scenarios(ctx):
         "online_3": Online(cfg.replace(n_branches=3), [m(0), m(1), m(2)]),
     }, cache_seconds
 
-def overhead(batch_size=128, steps=10, warmup=3, rounds=5, device="auto", seed=0, info=None, **params):
+def overhead(batch_size=128, steps=3, warmup=1, rounds=3, device="auto", seed=0, info=None, **params):
     """Median step time of each scenario and its ratio to the baseline: `{name: (seconds, ratio)}`.
     `params` are trainer parameters (`model`, `threads`, `embed_size`, ...); pass a dict as `info` to receive the
     one-off anchor-cache time (`cache_seconds`), the training images and captions it covered, `device` and `threads`."""
     cfg = make_config(batch_size=batch_size, device=device, seed=seed, progress=False, **params)
     dev = resolve_device(cfg.device)
-    if cfg.threads: torch.set_num_threads(cfg.threads)  # as the trainer does
+    set_threads(cfg.threads)  # as the trainer does (0: the free cores)
     folder, splits = prepare_data(cfg)
     seed_everything(cfg.seed)
     ctx = RunContext(cfg, dev, splits, prepare_vocab(cfg, splits["train"]), run=None, folder=folder)
@@ -226,16 +227,59 @@ def similarity_speed(heads=("scan_t2i", "scan_i2t", "ave", "sgr", "saf"), images
             "captions": captions, "regions": regions, "words": words, "embed_size": embed_size, "sim_dim": sim_dim,
             "heads": out}
 
+# %% ../nbs/17_bench.ipynb #1f5edc52
+_CONTENTION_RUN = """
+import json, sys, time, tempfile
+import dbl_kit, torch
+a = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+r = dbl_kit.train(dataset="shapes", epochs=a["epochs"], max_train_captions=a["captions"], threads=a["threads"],
+                  progress=False, tensorboard=False, runs_path=tempfile.mkdtemp(), seed=0)
+seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "epoch_seconds": sum(h["seconds"] for h in r.history), "rsum": r.metrics["rsum"],
+                  "threads": torch.get_num_threads()}))
+"""
+_HOG = "import torch\na = torch.randn(512, 512); b = torch.randn(512, 512)\nwhile True: a = torch.tanh(a @ b)\n"
+
+def _child_env(before: bool) -> dict:
+    import os
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    if before: env["GOMP_SPINCOUNT"] = "300000"   # libgomp's own default spinning, as before the kit chose passive
+    return env
+
+def _timed_run(captions, epochs, threads, before) -> dict:
+    import subprocess
+    args = json.dumps({"captions": captions, "epochs": epochs, "threads": threads})
+    out = subprocess.run([sys.executable, "-c", _CONTENTION_RUN, args], capture_output=True, text=True, env=_child_env(before))
+    if out.returncode: raise RuntimeError(f"the benchmark run failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+def contention(captions: int = 3000, epochs: int = 1, threads: int = 0, before: bool = False, settle: float = 2.0) -> dict:
+    """One training run alone and beside a matrix-product job: `{"idle": run, "loaded": run, "ratio"}`, each run
+    `{"seconds" (the train call), "epoch_seconds", "rsum", "threads"}`. `before`: the earlier default (see above)."""
+    import subprocess
+    threads = threads or TORCH_THREADS if before else threads   # before: torch's own count
+    idle = _timed_run(captions, epochs, threads, before)
+    hog = subprocess.Popen([sys.executable, "-c", _HOG], env=_child_env(True), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(settle)                 # the job is computing before the run starts (and chooses its threads)
+        loaded = _timed_run(captions, epochs, threads, before)
+    finally:
+        hog.kill(); hog.wait()
+    return {"idle": idle, "loaded": loaded, "ratio": loaded["seconds"] / idle["seconds"], "captions": captions,
+            "epochs": epochs, "default": "before" if before else "now"}
+
 # %% ../nbs/17_bench.ipynb #8dca7538
 def _parser():
     p = argparse.ArgumentParser(prog="python -m dbl_kit.bench", description="The kit's speed, as ratios measured in one run.")
     sub = p.add_subparsers(dest="command", required=True)
     o = sub.add_parser("overhead", help="step-time ratios of offline, momentum and online to the baseline")
-    o.add_argument("--steps", type=int, default=10, help="timed steps per scenario and round (default 10)")
-    o.add_argument("--rounds", type=int, default=5, help="round-robin rounds; the median is reported (default 5)")
+    o.add_argument("--steps", type=int, default=3, help="timed steps per scenario and round (default 3: about 2 minutes on 2 cores)")
+    o.add_argument("--warmup", type=int, default=1, help="untimed steps before them (default 1)")
+    o.add_argument("--rounds", type=int, default=3, help="round-robin rounds; the median is reported (default 3)")
     o.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
     o.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
-    o.add_argument("--threads", type=int, default=0, help="CPU threads for torch, as the trainer's `threads` (default 0: torch's choice)")
+    o.add_argument("--threads", type=int, default=0, help="CPU threads for torch, as the trainer's `threads` (default 0: the free cores)")
     o.add_argument("--dataset", default="shapes", help="dataset name or precomp folder (default shapes)")
     o.add_argument("--model", default="vse", help="backbone (default vse)")
     m = sub.add_parser("metrics", help="retrieval_metrics against a per-query argsort loop")
@@ -254,11 +298,16 @@ def _parser():
     s.add_argument("--rounds", type=int, default=3, help="timed rounds after the checked first one; best reported (default 3)")
     s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="default: cpu")
     s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default 0: torch's choice)")
+    c = sub.add_parser("contention", help="a 1-epoch shapes run alone and beside another PyTorch job: both times and their ratio")
+    c.add_argument("--captions", type=int, default=3000, help="training captions (default 3000)")
+    c.add_argument("--epochs", type=int, default=1, help="epochs (default 1)")
+    c.add_argument("--threads", type=int, default=0, help="the run's threads parameter (default 0: the kit's choice)")
+    c.add_argument("--before", action="store_true", help="the earlier default: torch's thread count, libgomp's spinning")
     return p
 
 def _print_overhead(a):
     info = {}
-    res = overhead(batch_size=a.batch_size, steps=a.steps, rounds=a.rounds, device=a.device, threads=a.threads,
+    res = overhead(batch_size=a.batch_size, steps=a.steps, warmup=a.warmup, rounds=a.rounds, device=a.device, threads=a.threads,
                    dataset=a.dataset, model=a.model, info=info)
     print(f"training-step time of {info['model']} on {info['device']} ({info['threads']} threads), {a.dataset}, "
           f"batch {a.batch_size}, median of {a.rounds} rounds x {a.steps} steps")
@@ -295,10 +344,21 @@ def _print_similarity(a):
     print(json.dumps({"gemm_gflops": round(r["gemm_gflops"], 1), **{head: {"speedup": round(h["speedup"], 2),
           "gemm_fraction": round(h["gemm_fraction"], 3), "peak_mb": round(h["peak_mb"], 1)} for head, h in r["heads"].items()}}))
 
+def _print_contention(a):
+    r = contention(a.captions, a.epochs, a.threads, a.before)
+    print(f"1-epoch shapes run (vse, {r['captions']} captions, {r['epochs']} epoch(s)), default: {r['default']}")
+    for k in ("idle", "loaded"):
+        x = r[k]
+        print(f"{k + (' (beside a matrix-product job)' if k == 'loaded' else ''):36s} {x['seconds']:7.1f} s  "
+              f"(training {x['epoch_seconds']:.1f} s, {x['threads']} threads, rSum {x['rsum']:.2f})")
+    print(f"ratio loaded / idle: {r['ratio']:.2f}")
+    print(json.dumps({"idle_s": round(r["idle"]["seconds"], 1), "loaded_s": round(r["loaded"]["seconds"], 1), "ratio": round(r["ratio"], 2)}))
+
 def main(argv=None):
-    "`python -m dbl_kit.bench {overhead,metrics,similarity} [options]`: a table, then one JSON line of ratios."
+    "`python -m dbl_kit.bench {overhead,metrics,similarity,contention} [options]`: a table, then one JSON line of ratios."
     a = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    {"overhead": _print_overhead, "metrics": _print_metrics, "similarity": _print_similarity}[a.command](a)
+    {"overhead": _print_overhead, "metrics": _print_metrics, "similarity": _print_similarity,
+     "contention": _print_contention}[a.command](a)
 
 # %% ../nbs/17_bench.ipynb #5e50435b
 if __name__ == "__main__": main()

@@ -14,8 +14,8 @@ from typing import Any, Callable
 from .core import KitError, Registry, MODELS, TRANSFERS, SCENARIOS
 
 # %% auto #0
-__all__ = ['ADAPTATIONS', 'PARAMS', 'ENV_VARS', 'SETTINGS_DEFAULTS', 'Param', 'choice', 'registered', 'listing', 'number', 'flag',
-           'text', 'find_settings', 'read_settings', 'Config', 'make_config']
+__all__ = ['ADAPTATIONS', 'PARAMS', 'ENV_VARS', 'SETTINGS_DEFAULTS', 'Param', 'NotAccepted', 'choice', 'registered', 'listing',
+           'number', 'flag', 'text', 'find_settings', 'read_settings', 'Config', 'make_config']
 
 # %% ../nbs/15_config.ipynb #38caa194
 @dataclass(frozen=True)
@@ -27,17 +27,23 @@ class Param:
     @property
     def text(self) -> str: return self.help() if callable(self.help) else self.help
 
+class NotAccepted(ValueError):
+    "A value outside a fixed list: the message names the closest accepted value and lists them all, once."
+    def __init__(self, value, options):
+        close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1) if isinstance(value, str) else []
+        super().__init__((f"did you mean {close[0]!r}? " if close else "") + f"accepted values: {', '.join(map(repr, options))}")
+
 def choice(*options):
     "A check accepting exactly one of `options`."
     def _check(v):
-        if v not in options: raise ValueError(f"accepted values: {', '.join(map(repr, options))}")
+        if v not in options: raise NotAccepted(v, options)
         return v
     return _check
 
 def registered(registry: Registry):
     "A check accepting any name registered in `registry`, read when the check runs (so later registrations count)."
     def _check(v):
-        if v not in registry: raise ValueError(f"accepted values: {', '.join(map(repr, registry.names()))}")
+        if v not in registry: raise NotAccepted(v, registry.names())
         return v
     return _check
 
@@ -197,6 +203,7 @@ def make_config(**params) -> Config:
         if v is None and name in ENV_VARS: v = os.environ.get(ENV_VARS[name]) or settings[name]
         if v is None: v = p.default
         try: out[name] = p.check(v)
+        except NotAccepted as e: raise KitError(f"Parameter {name}={v!r} is invalid: {e}.") from None   # the list, once
         except ValueError as e: raise KitError(f"Parameter {name}={v!r} is invalid: {e}. ({name}: {p.text})") from None
     for k in ("data_path", "runs_path"): out[k] = str(Path(out[k]).expanduser().resolve())
     return Config(out)

@@ -6,7 +6,7 @@ Docs: https://dbl-kit.github.io/dbl-kit/data.html.md"""
 
 # %% ../nbs/13_data.ipynb #9f87a38c
 from __future__ import annotations
-import codecs, contextlib, json, os, re
+import codecs, contextlib, functools, json, os, re
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -35,10 +35,15 @@ TOKENIZERS = {
     "regex": lambda text: _TOKEN.findall(text.lower()),       # the kit's first tokenizer, for old vocabularies
 }
 
+@functools.lru_cache(maxsize=2**18)
+def _tokens(text: str, kind: str) -> tuple:
+    "The tokens of one caption, remembered: a run splits its dev and test captions at every evaluation (NLTK's splitter is slow)."
+    return tuple(TOKENIZERS[kind](text))
+
 def tokenize(text: str, kind: str = "nltk") -> list[str]:
     "Lower-case `text` and split it into words and punctuation (`kind`: 'nltk', as the published code, or 'regex')."
     if kind not in TOKENIZERS: raise KitError(f"tokenizer={kind!r} is not known; use one of {', '.join(map(repr, TOKENIZERS))}.")
-    return TOKENIZERS[kind](text)
+    return list(_tokens(text, kind))
 
 # %% ../nbs/13_data.ipynb #3e58676f
 def _is_index(i) -> bool:

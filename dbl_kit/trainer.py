@@ -379,7 +379,7 @@ def resume(**params) -> TrainResult:
         {"from": where, "damaged_states_skipped": problems, "partial_files_removed": removed,
          "device_used": str(device), "threads_used": torch.get_num_threads(), "threads_choice": threads, "ranks": group.world}]})
     if tensorboard_wanted(cfg.tensorboard) and group.main:   # a new event file; TensorBoard drops the stopped process's later steps
-        ctx.scalars = Scalars(run.path / "tensorboard", purge_step=meta.get("step_offset", 0) + meta.get("step", 0) if meta else 0)
+        ctx.scalars = Scalars(run.path / "tensorboard", purge_step=meta.get("step_offset", 0) + meta.get("step", 0) + 1 if meta else 0)
     if cfg.progress and group.main: tqdm.write(f"resume: {run.path} from {where}")
     return run_stages(ctx, tensors, meta)
 
@@ -398,7 +398,7 @@ def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
         model, info = run.load_model(name, device=ctx.device)
         for split, store in (("dev", dev_metrics), ("test", test_metrics)):
             m, sims, img, cap = evaluate(model, ctx.splits[split], ctx, desc=f"final evaluation: {name} {split}")
-            if split == "test": ctx.scalars.add_many(f"test/{name}", m, ctx.step_offset)
+            if split == "test": ctx.scalars.add_many(f"test/{name}", m, ctx.step_offset + 1)   # after the last step (a resume purges from there)
             store[name] = {**m, "epoch": info.get("epoch")}
             run.save_sims(name, split, sims.numpy())
             if split == "dev": run.save_embeddings(name, img, cap)
