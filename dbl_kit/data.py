@@ -36,14 +36,14 @@ TOKENIZERS = {
 }
 
 @functools.lru_cache(maxsize=2**18)
-def _tokens(text: str, kind: str) -> tuple:
+def _cached_tokens(text: str, kind: str) -> tuple:
     "The tokens of one caption, remembered: a run splits its dev and test captions at every evaluation (NLTK's splitter is slow)."
     return tuple(TOKENIZERS[kind](text))
 
 def tokenize(text: str, kind: str = "nltk") -> list[str]:
     "Lower-case `text` and split it into words and punctuation (`kind`: 'nltk', as the published code, or 'regex')."
     if kind not in TOKENIZERS: raise KitError(f"tokenizer={kind!r} is not known; use one of {', '.join(map(repr, TOKENIZERS))}.")
-    return list(_tokens(text, kind))
+    return list(_cached_tokens(text, kind))
 
 # %% ../nbs/13_data.ipynb #3e58676f
 def _is_index(i) -> bool:

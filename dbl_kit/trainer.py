@@ -188,7 +188,7 @@ def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = N
             step, skip = step + 1, skip + 1
             for name, t in terms.items():   # summed on the device: no host sync per step
                 for k, v in t.items(): sums[(name, k)] += v.detach().float()
-            if ctx.scalars.writer is not None and step % ctx.scalars.every == 0:
+            if ctx.scalars.writer is not None and (ctx.step_offset + step) % ctx.scalars.every == 0:
                 for name, t in terms.items(): ctx.scalars.add_many(f"loss/{name}", {k: v.item() for k, v in t.items()}, ctx.step_offset + step)
             if ctx.dist.any(ctx.stop.requested) if ctx.dist.world > 1 else ctx.stop.requested:   # Ctrl-C: stop between steps
                 if hasattr(bar, "close"): bar.close()
