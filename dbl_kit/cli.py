@@ -4,14 +4,14 @@
 
 # %% ../nbs/20_cli.ipynb #d10a4fd1
 from __future__ import annotations
-import argparse, os, sys
+import argparse, difflib, os, sys
 
 from .core import KitError
 from .config import PARAMS, make_config
 from .data import resolve_dataset, validate_precomp
 
 # %% auto #0
-__all__ = ['COMMANDS', 'parse_value', 'make_parser', 'main', 'console']
+__all__ = ['COMMANDS', 'parse_value', 'UsageError', 'KitParser', 'make_parser', 'main', 'console']
 
 # %% ../nbs/20_cli.ipynb #4447f2dc
 def parse_value(text: str):
@@ -23,6 +23,31 @@ def parse_value(text: str):
         try: return kind(text)
         except ValueError: pass
     return text
+
+class UsageError(Exception):
+    "A mistake on the command line (an unknown option, a missing argument): one sentence, exit status 2."
+
+class KitParser(argparse.ArgumentParser):
+    """An `ArgumentParser` with the kit's rule for mistakes: no prefix matching (`--epoch` is not `--epochs`), an
+    unknown option answered with the closest known one, and one sentence instead of the usage text."""
+    def __init__(self, *args, **kwargs): super().__init__(*args, allow_abbrev=False, **kwargs)
+    def _options(self) -> dict[str, str]:
+        "Every `--option` of this parser and its subcommands -> the prog whose `--help` lists it."
+        found = {o: self.prog for o in self._option_string_actions}
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values(): found.update({o: sub.prog for o in sub._option_string_actions if o not in found})
+        return found
+    def error(self, message):
+        if message.startswith("unrecognized arguments:"):
+            unknown = [w for w in message.split(":", 1)[1].split() if w.startswith("-")]
+            if unknown:
+                name = unknown[0].split("=", 1)[0]
+                options = self._options()
+                close = difflib.get_close_matches(name, [o for o in options if o.startswith("--")], n=1, cutoff=0.6)
+                hint = f" Did you mean {close[0]}?" if close else ""
+                raise UsageError(f"unknown option {name}.{hint} `{options[close[0]] if close else self.prog} --help` lists the options.")
+        raise UsageError(f"{message} (`{self.prog} --help` shows the usage).")
 
 def _train_parser(sub):
     t = sub.add_parser("train", help="train and evaluate a run (the parameters of dbl_kit.train)",
@@ -47,8 +72,8 @@ def _import_parser(sub):
 
 def make_parser() -> argparse.ArgumentParser:
     "The `dbl-kit` argument parser: `train`, `report`, `check`."
-    p = argparse.ArgumentParser(prog="dbl-kit", description="Deep Boosting Learning for image-text matching.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = KitParser(prog="dbl-kit", description="Deep Boosting Learning for image-text matching.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=KitParser)
     _train_parser(sub)
     for name, (add, _) in COMMANDS.items(): add(sub)
     r = sub.add_parser("report", help="print the test metrics of a finished run directory")
@@ -70,8 +95,11 @@ def _check(args) -> int:
     return 1 if problems else 0
 
 def main(argv=None) -> int:
-    "`dbl-kit {train,report,check,import} ...`; returns the exit status."
-    args = make_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    "`dbl-kit {train,eval,import,report,check,recipes} ...`; returns the exit status (2: a mistake in the input, 130: stopped by Ctrl-C)."
+    try: args = make_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         if args.command == "train":
             from dbl_kit.trainer import train
@@ -93,6 +121,10 @@ def main(argv=None) -> int:
     except KitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:        # Ctrl-C: the trainer saved the state; one line says how to continue
+        from dbl_kit.runtime import Interrupted
+        print(e.cli_line() if isinstance(e, Interrupted) else "Stopped before the run started; nothing to resume.", file=sys.stderr)
+        return 130
     return 0
 
 def console() -> None:

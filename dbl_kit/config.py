@@ -12,8 +12,8 @@ from typing import Any, Callable
 from .core import KitError, Registry, MODELS, TRANSFERS, SCENARIOS
 
 # %% auto #0
-__all__ = ['ADAPTATIONS', 'PARAMS', 'ENV_VARS', 'SETTINGS_DEFAULTS', 'RECIPE_RECORD', 'Param', 'choice', 'registered', 'listing',
-           'number', 'flag', 'text', 'find_settings', 'read_settings', 'Config', 'make_config']
+__all__ = ['ADAPTATIONS', 'PARAMS', 'ENV_VARS', 'SETTINGS_DEFAULTS', 'RECIPE_RECORD', 'Param', 'NotAccepted', 'choice',
+           'registered', 'listing', 'number', 'flag', 'text', 'find_settings', 'read_settings', 'Config', 'make_config']
 
 # %% ../nbs/15_config.ipynb #38caa194
 @dataclass(frozen=True)
@@ -25,17 +25,23 @@ class Param:
     @property
     def text(self) -> str: return self.help() if callable(self.help) else self.help
 
+class NotAccepted(ValueError):
+    "A value outside a fixed list: the message names the closest accepted value and lists them all, once."
+    def __init__(self, value, options):
+        close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1) if isinstance(value, str) else []
+        super().__init__((f"did you mean {close[0]!r}? " if close else "") + f"accepted values: {', '.join(map(repr, options))}")
+
 def choice(*options):
     "A check accepting exactly one of `options`."
     def _check(v):
-        if v not in options: raise ValueError(f"accepted values: {', '.join(map(repr, options))}")
+        if v not in options: raise NotAccepted(v, options)
         return v
     return _check
 
 def registered(registry: Registry):
     "A check accepting any name registered in `registry`, read when the check runs (so later registrations count)."
     def _check(v):
-        if v not in registry: raise ValueError(f"accepted values: {', '.join(map(repr, registry.names()))}")
+        if v not in registry: raise NotAccepted(v, registry.names())
         return v
     return _check
 
@@ -119,10 +125,11 @@ PARAMS: dict[str, Param] = {
     "device":           Param(None, text(), "'auto', 'cpu', 'cuda' or 'cuda:N' (settings.ini: device)"),
     "seed":             Param(0, number(int, 0), "seed of initialisation, shuffling and dropout"),
     "workers":          Param(0, number(int, 0), "DataLoader worker processes"),
-    "threads":          Param(0, number(int, 0), "CPU threads for torch; 0 keeps torch's own choice (every core); config.json records the count used"),
+    "threads":          Param(0, number(int, 0), "CPU threads for torch; 0: the cores this process may use minus those other programs keep busy (at most torch's own choice); config.json records the count used and why (threads_choice)"),
     "amp":              Param("auto", choice("auto", True, False), "bf16 autocast: 'auto' turns it on for CUDA"),
     "eval_batch_size":  Param(512, number(int, 1), "images or captions per encoding batch in evaluation"),
-    "progress":         Param(True, flag, "show tqdm progress bars"),
+    "progress":         Param(True, flag, "show progress: a bar in a terminal, a widget in Jupyter, a line every 5% in logs and papermill (DBL_PROGRESS=bar|widget|lines overrides)"),
+    "tensorboard":      Param("auto", choice("auto", True, False), "write TensorBoard events into the run's tensorboard/ folder; 'auto': when the tensorboard package is installed"),
     "checkpoint_every": Param(None, number(int, 0, optional=True), "save the training state (for resume) every N steps besides every epoch end; 0: epoch ends only; default: about every 5 minutes of training"),
     "resume":           Param(None, text(), "a run directory to continue from its last saved training state; its other parameters come from its config.json"),
     # Deep Boosting Learning
@@ -222,6 +229,7 @@ def make_config(**params) -> Config:
         if v is None and name in ENV_VARS: v = os.environ.get(ENV_VARS[name]) or settings[name]
         if v is None: v = p.default
         try: out[name] = p.check(v)
+        except NotAccepted as e: raise KitError(f"Parameter {name}={v!r} is invalid: {e}.") from None   # the list, once
         except ValueError as e: raise KitError(f"Parameter {name}={v!r} is invalid: {e}. ({name}: {p.text})") from None
     for k in ("data_path", "runs_path"): out[k] = str(Path(out[k]).expanduser().resolve())
     if record: out[RECIPE_RECORD] = record

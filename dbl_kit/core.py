@@ -7,6 +7,10 @@ from __future__ import annotations
 import contextlib, json, os, random, tempfile
 from pathlib import Path
 
+# Before torch loads OpenMP: waiting threads sleep instead of spinning, so a run beside another CPU-bound program does
+# not collapse (dbl_kit.runtime has the measurement). A value set in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import torch
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_data.ipynb #9f87a38c
 from __future__ import annotations
-import codecs, contextlib, json, os, re
+import codecs, contextlib, functools, json, os, re
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -33,10 +33,15 @@ TOKENIZERS = {
     "regex": lambda text: _TOKEN.findall(text.lower()),       # the kit's first tokenizer, for old vocabularies
 }
 
+@functools.lru_cache(maxsize=2**18)
+def _cached_tokens(text: str, kind: str) -> tuple:
+    "The tokens of one caption, remembered: a run splits its dev and test captions at every evaluation (NLTK's splitter is slow)."
+    return tuple(TOKENIZERS[kind](text))
+
 def tokenize(text: str, kind: str = "punkt") -> list[str]:
     "Lower-case `text` and split it into words and punctuation (`kind`: 'punkt', as the published code; 'nltk' or 'regex' for old vocabularies)."
     if kind not in TOKENIZERS: raise KitError(f"tokenizer={kind!r} is not known; use one of {', '.join(map(repr, TOKENIZERS))}.")
-    return TOKENIZERS[kind](text)
+    return list(_cached_tokens(text, kind))
 
 # %% ../nbs/13_data.ipynb #357fbe40
 _PUNKT = None

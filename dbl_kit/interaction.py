@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
+from .runtime import progress as show_bar   # a bar, a widget or lines, as the front end can show
 
 from .core import KitError, MODELS
 from .models import TokenSet, WordEncoder, check_norm, length_mask, l2norm
@@ -174,7 +175,7 @@ class InteractionModel(nn.Module):
         if single: order, blocks, workers = None, [(0, n_c, sorted_lengths[-1])], 1
         mean_len = sum(sorted_lengths) / n_c
         show = self.show_progress and n_i * n_c * self.pair_flops(R, mean_len) >= self.progress_flops
-        bar = tqdm(total=n_i * n_c, unit="pair", unit_scale=True, leave=False, disable=not show, desc=f"{self.name} similarity")
+        bar = show_bar(desc=f"{self.name} similarity", total=n_i * n_c, enabled=show, delay=0, unit="pair", unit_scale=True)
         img_terms = self._image_terms_chunked(I, dtype, grad)
         if workers > 1: torch.set_num_threads(1)   # blocks in parallel, one thread each (see above)
         try:

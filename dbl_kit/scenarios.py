@@ -15,6 +15,7 @@ from .core import KitError, SCENARIOS
 from .data import image_batches, caption_batches
 from .models import cat_encodings
 from .losses import triplet_loss, make_transfer
+from .runtime import progress as show_progress
 from .transfers import CMPMLoss
 from .rundir import checkpoint_path, load_model
 
@@ -69,15 +70,20 @@ def frozen_branch(name, model, static=False) -> Branch:
 
 # %% ../nbs/05_scenarios.ipynb #f5cb14b3
 @torch.no_grad()
-def encode_split(model, split, vocab, device, batch_size=512, amp=False):
-    "Encodings `(images, captions)` of a whole split (n_images and n_captions items), float32 on `device`, in eval mode."
+def encode_split(model, split, vocab, device, batch_size=512, amp=False, progress: str | None = None):
+    """Encodings `(images, captions)` of a whole split (n_images and n_captions items), float32 on `device`, in eval mode.
+    `progress`: a description to show the batches' progress under (a phase longer than a few seconds shows it)."""
     was_training = model.training
     model.eval()
+    n_batches = math.ceil(split.n_images / batch_size) + math.ceil(split.n_captions / batch_size)
+    bar = show_progress(desc=progress or "", total=n_batches, enabled=progress is not None)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-        imgs = [model.encode_images(r.to(device, non_blocking=True)).float()
-                for r in image_batches(split, batch_size)]
-        caps = [model.encode_texts(t.to(device, non_blocking=True), l).float()
-                for t, l in caption_batches(split, vocab, batch_size)]
+        imgs, caps = [], []
+        for r in image_batches(split, batch_size):
+            imgs.append(model.encode_images(r.to(device, non_blocking=True)).float()); bar.update()
+        for t, l in caption_batches(split, vocab, batch_size):
+            caps.append(model.encode_texts(t.to(device, non_blocking=True), l).float()); bar.update()
+    bar.close()
     model.train(was_training)
     return cat_encodings(imgs), cat_encodings(caps)
 
@@ -207,7 +213,8 @@ class Offline(Scenario):
         for p in target_model.parameters(): p.requires_grad_(True)
         cache = None
         if (ctx.anchor_cache or anchor_cache_plan(ctx))["cached"]:
-            img, cap = encode_split(anchor_model, ctx.splits["train"], ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp)
+            img, cap = encode_split(anchor_model, ctx.splits["train"], ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp,
+                                   progress="anchor cache: encoding the training split" if cfg.progress and ctx.dist.main else None)
             cache = (img.to(torch.bfloat16), cap.to(torch.bfloat16)) if ctx.amp else (img, cap)
         yield Stage("target", cls(cfg, target_model.train(), anchor_model, cache), cfg.epochs, cfg.seed + 1,
                     0 if cfg.init_from_anchor else cfg.warmup_epochs)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_trainer.ipynb #d07d9cdc
 from __future__ import annotations
-import math, random, time
+import math, random, time, warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from .rundir import RunDir, default_run_name, checkpoint_path, load_model
 from .scenarios import Stage, encode_split
 from .validate import anchor_settings, validate_run
 from .distributed import Dist, init_distributed
+from .runtime import set_threads, progress, StopRequest, Interrupted, Scalars, tensorboard_wanted
 
 # %% auto #0
 __all__ = ['RESUME_RUNTIME', 'prepare_data', 'prepare_vocab', 'EpochBatches', 'RunContext', 'evaluate', 'train_step',
@@ -94,6 +95,9 @@ class RunContext:
     last_state: float = field(default_factory=time.time)
     dist: Dist = field(default_factory=Dist)   # this process's rank among `torchrun`'s processes (one: Dist())
     anchor_cache: dict | None = None   # the offline scenario's anchor-cache decision (`anchor_cache_plan`), once made
+    stop: StopRequest = field(default_factory=StopRequest)   # Ctrl-C: stop after the current step
+    scalars: Scalars = field(default_factory=Scalars)        # TensorBoard events (rank 0; a no-op without)
+    step_offset: int = 0               # steps of the stages before this one: the TensorBoard x axis counts across stages
 
     def train_seconds(self) -> float: return round(self.seconds_before + time.time() - self.started, 1)
 
@@ -126,13 +130,14 @@ class RunContext:
 
 # %% ../nbs/06_trainer.ipynb #20423ef8
 @torch.no_grad()
-def evaluate(model, split, ctx: RunContext):
+def evaluate(model, split, ctx: RunContext, desc: str | None = None):
     "`(metrics, sims [n_images, n_captions] float32 cpu, image encodings, caption encodings)` of `model` on `split`."
     if hasattr(model, "show_progress"): model.show_progress = bool(ctx.cfg.progress)   # a long similarity pass may show a bar
     was_training = model.training
     model.eval()                       # the head too: no dropout, and no gradient checkpointing in the similarity engine
     try:
-        img, cap = encode_split(model, split, ctx.vocab, ctx.device, ctx.cfg.eval_batch_size, amp=ctx.amp)
+        img, cap = encode_split(model, split, ctx.vocab, ctx.device, ctx.cfg.eval_batch_size, amp=ctx.amp,
+                                progress=desc if ctx.cfg.progress and ctx.dist.main else None)
         with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=ctx.amp):
             sims = model.similarity(img, cap).float().cpu()
     finally: model.train(was_training)
@@ -178,12 +183,20 @@ def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = N
         scenario.train()
         scenario.max_violation = cfg.max_violation and epoch > stage.warmup
         sums, t0 = defaultdict(lambda: torch.zeros((), device=ctx.device), sums_so_far), time.time()
-        for batch in tqdm(loader, desc=f"{stage.name} epoch {epoch}/{epochs}", total=len(loader), initial=skip,
-                          disable=not cfg.progress, leave=False):
+        bar = progress(loader, desc=f"{stage.name} epoch {epoch}/{epochs}", total=len(loader), initial=skip, delay=0,
+                       enabled=cfg.progress and ctx.dist.main)
+        for batch in bar:
             terms = train_step(scenario, batch, ctx, step, total_steps)
             step, skip = step + 1, skip + 1
             for name, t in terms.items():   # summed on the device: no host sync per step
                 for k, v in t.items(): sums[(name, k)] += v.detach().float()
+            if ctx.scalars.writer is not None and (ctx.step_offset + step) % ctx.scalars.every == 0:
+                for name, t in terms.items(): ctx.scalars.add_many(f"loss/{name}", {k: v.item() for k, v in t.items()}, ctx.step_offset + step)
+            if ctx.dist.any(ctx.stop.requested) if ctx.dist.world > 1 else ctx.stop.requested:   # Ctrl-C: stop between steps
+                if hasattr(bar, "close"): bar.close()
+                save_state(ctx, index, stage, dict(epoch=epoch, skip=skip, step=step, epoch_start=batches.epoch_start,
+                                                   sums=sums, static_done=static_done))
+                raise Interrupted(ctx.run.path)
             if skip < len(loader) and ctx.state_due(skip):
                 save_state(ctx, index, stage, dict(epoch=epoch, skip=skip, step=step, epoch_start=batches.epoch_start,
                                                    sums=sums, static_done=static_done))
@@ -197,7 +210,9 @@ def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = N
             if loss_terms and not math.isfinite(loss_terms["total"]):
                 raise KitError(f"Training diverged: branch {b.name}'s loss is {loss_terms['total']} in epoch {epoch}; "
                                f"lower lr (now {cfg.lr}) or alpha (now {cfg.alpha}).")
-            m, *_ = evaluate(b.model, ctx.splits["dev"], ctx)
+            m, *_ = evaluate(b.model, ctx.splits["dev"], ctx, desc=f"{b.name} dev evaluation")
+            ctx.scalars.add_many(f"dev/{b.name}", m, ctx.step_offset + step)
+            if b.name in lrs: ctx.scalars.add(f"lr/{b.name}", lrs[b.name], ctx.step_offset + step)
             ctx.run.append_history({"epoch": epoch, "step": step, "stage": stage.name, "branch": b.name, "split": "dev",
                                     **m, "loss": loss_terms, "lr": lrs.get(b.name), "seconds": round(seconds, 3)})
             ctx.history_lines += 1
@@ -208,10 +223,13 @@ def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = N
             if b.static: static_done.add(b.name)
         save_state(ctx, index, stage, dict(epoch=epoch + 1, skip=0, step=step, epoch_start=batches.generator.get_state(),
                                            sums={}, static_done=static_done))
+        ctx.scalars.flush()
         ctx.dist.barrier()                                     # the others wait for rank 0's evaluation and files
         if cfg.progress and ctx.dist.main:
             tqdm.write(f"{stage.name} epoch {epoch}/{epochs} ({seconds:.0f}s) dev rSum: " +
                        ", ".join(f"{n} {r:.1f}" for n, r in rsums.items()))
+        if ctx.stop.requested: raise Interrupted(ctx.run.path)   # Ctrl-C during the evaluation: the epoch's state is saved
+    ctx.step_offset += total_steps
 
 # %% ../nbs/06_trainer.ipynb #2ca898db
 def save_state(ctx: RunContext, index: int, stage: Stage, position: dict):
@@ -227,6 +245,7 @@ def save_state(ctx: RunContext, index: int, stage: Stage, position: dict):
     meta = {"stage_index": index, "stage": stage.name, "epoch": position["epoch"], "skip": position["skip"],
             "step": position["step"], "static_done": sorted(position["static_done"]), "best": ctx.best,
             "history_lines": ctx.history_lines, "train_seconds": ctx.train_seconds(),
+            "threads": torch.get_num_threads(), "step_offset": ctx.step_offset,
             "rng_python": random.getstate(), "rng_numpy": [np_state[0], *np_state[2:]], "optimizers": {}, "schedulers": {}}
     for b in scenario.branches:
         tensors.update({f"model/{b.name}/{k}": v for k, v in b.model.state_dict().items()})
@@ -258,6 +277,7 @@ def restore_state(ctx: RunContext, stage: Stage, tensors: dict, meta: dict) -> d
     name, pos, has_gauss, cached = meta["rng_numpy"]
     np.random.set_state((name, tensors["rng/numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
     ctx.best = dict(meta["best"])
+    ctx.step_offset = int(meta.get("step_offset", 0))
     sums = {tuple(k.split("/", 1)): v.to(ctx.device) for k, v in part("sums/").items()}
     return {"epoch": meta["epoch"], "skip": meta["skip"], "step": meta["step"], "static_done": meta["static_done"],
             "sums": sums, "epoch_start": tensors["loader/epoch_start"]}
@@ -292,7 +312,8 @@ def train(**params) -> TrainResult:
     group, device = init_distributed(resolve_device(cfg.device))    # torchrun's process group, if any
     folder, splits = prepare_data(cfg, checked=True)
     anchor_dir = checkpoint_path(cfg.anchor_ckpt).parent if cfg.anchor_ckpt else None
-    if cfg.threads: torch.set_num_threads(cfg.threads)
+    threads = set_threads(cfg.threads)   # 0: from the free cores (dbl_kit.runtime)
+    use_tb = tensorboard_wanted(cfg.tensorboard) and group.main
     seed_everything(cfg.seed)
     vocab = prepare_vocab(cfg, splits["train"], anchor_dir)
     name = cfg.run_name or default_run_name(cfg, folder)
@@ -302,22 +323,29 @@ def train(**params) -> TrainResult:
     ctx = RunContext(cfg, device, splits, vocab, run, Path(folder), dist=group)
     run.save_vocab(vocab)
     run.write_config({**cfg, "branches": names, "target": target, "anchor": anchor, "dataset_folder": str(folder),
-                      "device_used": str(device), "threads_used": torch.get_num_threads(), "kit_version": dbl_kit.__version__,
+                      "device_used": str(device), "threads_used": torch.get_num_threads(), "threads_choice": threads,
+                      "tensorboard_used": use_tb, "kit_version": dbl_kit.__version__,
                       "ranks": group.world, "notes": notes, **scenario.run_info(ctx)})
     group.barrier()
     if not group.main: ctx.run = RunDir(path, read_only=True)
+    if use_tb: ctx.scalars = Scalars(run.path / "tensorboard")
     return run_stages(ctx)
 
 def run_stages(ctx: RunContext, tensors: dict | None = None, meta: dict | None = None) -> TrainResult:
     "Train every stage the scenario yields (after a saved state: from where it stopped), then `finish_run`."
-    for index, stage in enumerate(SCENARIOS[ctx.cfg.scenario].stages(ctx)):
-        if meta and index < meta["stage_index"]: continue          # finished before the state was saved
-        position = restore_state(ctx, stage, tensors, meta) if meta and index == meta["stage_index"] else None
-        fit(stage, ctx, index, position)
-    return finish_run(ctx, ctx.train_seconds())
+    try:
+        with ctx.stop:                                                 # Ctrl-C stops between two steps (dbl_kit.runtime)
+            for index, stage in enumerate(SCENARIOS[ctx.cfg.scenario].stages(ctx)):
+                if meta and index < meta["stage_index"]: continue          # finished before the state was saved
+                position = restore_state(ctx, stage, tensors, meta) if meta and index == meta["stage_index"] else None
+                fit(stage, ctx, index, position)
+        return finish_run(ctx, ctx.train_seconds())
+    except Interrupted: raise
+    except KeyboardInterrupt: raise Interrupted(ctx.run.path) from None    # outside a step: the last saved state counts
+    finally: ctx.scalars.close()
 
 # Parameters that may differ when a run is resumed: where and how fast it runs, not what it computes.
-RESUME_RUNTIME = ("device", "threads", "workers", "progress", "checkpoint_every")
+RESUME_RUNTIME = ("device", "threads", "workers", "progress", "checkpoint_every", "tensorboard")
 
 def resume(**params) -> TrainResult:
     "Continue the run `params['resume']` from its newest intact training state (or return it, if it finished)."
@@ -337,8 +365,13 @@ def resume(**params) -> TrainResult:
     group, device = init_distributed(resolve_device(cfg.device))
     run.read_only = not group.main
     folder, splits = prepare_data(cfg, checked=True)
-    if cfg.threads: torch.set_num_threads(cfg.threads)
     tensors, meta, problems = run.load_state()
+    saved_threads = meta.get("threads", run.config.get("threads_used"))
+    threads = set_threads(cfg.threads or saved_threads or 0)   # by default the stopped run's count: resume stays exact
+    if saved_threads and threads["threads"] != saved_threads and group.main:
+        warnings.warn(f"resume: the run trained with {saved_threads} threads and continues with {threads['threads']}; "
+                      f"exact resume holds only at equal thread counts (float round-off differs), so this run will "
+                      f"differ slightly from an uninterrupted one. Pass threads={saved_threads} to keep it exact.", stacklevel=2)
     group.barrier()                                 # every rank has read the state before rank 0 changes files
     removed = run.remove_partial_files()
     for problem in problems: tqdm.write(f"resume: skipped a damaged state: {problem}")
@@ -349,7 +382,9 @@ def resume(**params) -> TrainResult:
     where = (f"stage {meta['stage']!r}, epoch {meta['epoch']}, batch {meta['skip']}" if meta else "the start")
     run.write_config({**run.config, "resumes": run.config.get("resumes", []) + [
         {"from": where, "damaged_states_skipped": problems, "partial_files_removed": removed,
-         "device_used": str(device), "threads_used": torch.get_num_threads(), "ranks": group.world}]})
+         "device_used": str(device), "threads_used": torch.get_num_threads(), "threads_choice": threads, "ranks": group.world}]})
+    if tensorboard_wanted(cfg.tensorboard) and group.main:   # a new event file; TensorBoard drops the stopped process's later steps
+        ctx.scalars = Scalars(run.path / "tensorboard", purge_step=meta.get("step_offset", 0) + meta.get("step", 0) + 1 if meta else 0)
     if cfg.progress and group.main: tqdm.write(f"resume: {run.path} from {where}")
     return run_stages(ctx, tensors, meta)
 
@@ -367,7 +402,8 @@ def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
     for name in run.branches:
         model, info = run.load_model(name, device=ctx.device)
         for split, store in (("dev", dev_metrics), ("test", test_metrics)):
-            m, sims, img, cap = evaluate(model, ctx.splits[split], ctx)
+            m, sims, img, cap = evaluate(model, ctx.splits[split], ctx, desc=f"final evaluation: {name} {split}")
+            if split == "test": ctx.scalars.add_many(f"test/{name}", m, ctx.step_offset + 1)   # after the last step (a resume purges from there)
             store[name] = {**m, "epoch": info.get("epoch")}
             run.save_sims(name, split, sims.numpy())
             if split == "dev": run.save_embeddings(name, img, cap)
