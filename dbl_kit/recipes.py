@@ -10,7 +10,10 @@ from .core import KitError
 __all__ = ['SGRAF', 'VSE', 'SCAN', 'DBL', 'RECIPES', 'recipe_values', 'apply_recipe', 'describe_recipes']
 
 # %% ../nbs/26_recipes.ipynb #03a1eb0f
-SGRAF, VSE, SCAN, DBL = "Paranioar/SGRAF", "woodfrog/vse_infty@bigru", "kuanghuei/SCAN", "Paranioar/DBL"
+SGRAF = "Paranioar/SGRAF"            # one assignment each, so that each has its own API entry
+VSE = "woodfrog/vse_infty@bigru"
+SCAN = "kuanghuei/SCAN"
+DBL = "Paranioar/DBL"
 
 def _v(value, source): return (value, source)
 

@@ -4,6 +4,7 @@ with `make_fixture.py`, and the dev/test splits of its data."""
 from pathlib import Path
 
 import numpy as np
+from fastcore.test import test_close, test_eq
 import pytest
 import torch
 
@@ -38,4 +39,7 @@ def test_old_run_scores_as_before(backbone, one_thread):
     np.testing.assert_array_equal(sims.numpy(), saved)
     got = retrieval_metrics(sims, split.captions_per_image)
     want = run.metrics["branches"][run.target]
-    assert {k: got[k] for k in got} == {k: want[k] for k in got}
+    # The scores are bit-identical (above); the recalls agree to round-off only, because this version computes them as
+    # 100 * count / n where the earlier one computed count / n * 100 (8.333333333333334 against 8.333333333333332).
+    test_eq(set(got) <= set(want), True)
+    for k in got: test_close(got[k], want[k], eps=1e-9 * max(1.0, abs(want[k])))
