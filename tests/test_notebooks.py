@@ -110,3 +110,33 @@ def test_train_notebook_every_backbone_and_reload(tmp_path, model):
     folder, splits = prepare_data(cfg)
     m, *_ = evaluate(reloaded, splits["test"], RunContext(cfg, torch.device("cpu"), splits, run.vocab(), run, folder))
     assert m["rsum"] == run.metrics["branches"][run.target]["rsum"]
+
+
+def test_alpha_sweep_notebook_small(tmp_path):
+    "The sweep notebook end to end on a tiny grid: rows per (transfer, alpha, seed), the edge widened once, resume."
+    import pandas as pd
+    out, csv, runs = tmp_path / "sweep.ipynb", tmp_path / "sweep.csv", tmp_path / "runs"
+    params = dict(seeds="0", alphas="1,3", widen=1, offline_transfers="rel_max,kd", momentum_transfers="dino",
+                  groups="offline,momentum", epochs=1, max_train_captions=320, workers=2,
+                  model_params="embed_size:32,word_dim:32", runs_path=str(runs), results_csv=str(csv))
+    _run(NBS / "experiments" / "alpha_sweep.ipynb", out, NBS / "experiments", **params)
+    df = pd.read_csv(csv)
+    assert {"scenario", "transfer", "alpha", "seed", "dev_rsum", "rsum"} <= set(df.columns)
+    off = df[df.group == "offline"]
+    assert set(off[off.setting == "control (alpha=0)"].alpha) == {0.0}
+    for t in ("rel_max", "kd"):             # a 2-value grid always has its best on an edge: one value added, beyond it
+        alphas = sorted(off[off.transfer == t].alpha)
+        assert len(alphas) == 3 and {1.0, 3.0} < set(alphas) and (alphas[0] == 0.3 or alphas[-1] == 10.0), (t, alphas)
+        extra = (set(alphas) - {1.0, 3.0}).pop()
+        best = off[(off.transfer == t) & off.alpha.isin([1.0, 3.0])].set_index("alpha").dev_rsum.idxmax()
+        assert (extra < 1) == (best == 1.0), (t, alphas, best)      # widened on the side of the best dev value
+    mom = df[df.group == "momentum"]
+    assert set(mom.transfer) == {"dino"} and (mom.scenario == "momentum").all() and len(mom) == 3 and {1.0, 3.0} < set(mom.alpha)
+    cfg = json.loads((runs / "offline-kd-a3-s0" / "config.json").read_text())
+    assert cfg["alpha"] == 3.0 and cfg["transfer"] == "kd" and cfg["embed_size"] == 32
+    assert df.run_dir.is_unique and not any(Path(d).is_absolute() for d in df.run_dir)
+    n_runs = len(list(runs.iterdir()))
+    _run(NBS / "experiments" / "alpha_sweep.ipynb", out, NBS / "experiments", **params)   # again: everything is read back
+    assert len(pd.read_csv(csv)) == len(df) and len(list(runs.iterdir())) == n_runs
+    text = _outputs_text(out)
+    assert "control (alpha=0): test rSum" in text and "DBL's best" in text
