@@ -117,7 +117,7 @@ def test_alpha_sweep_notebook_small(tmp_path):
     import pandas as pd
     out, csv, runs = tmp_path / "sweep.ipynb", tmp_path / "sweep.csv", tmp_path / "runs"
     params = dict(seeds="0", alphas="1,3", widen=1, offline_transfers="rel_max,kd", momentum_transfers="dino",
-                  groups="offline,momentum", epochs=1, max_train_captions=320, workers=2,
+                  groups="offline,momentum", new_runs=True, epochs=1, max_train_captions=320, workers=2,
                   model_params="embed_size:32,word_dim:32", runs_path=str(runs), results_csv=str(csv))
     _run(NBS / "experiments" / "alpha_sweep.ipynb", out, NBS / "experiments", **params)
     df = pd.read_csv(csv)
