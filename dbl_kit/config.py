@@ -144,6 +144,7 @@ PARAMS: dict[str, Param] = {
     "direction":        Param("forward", choice("forward", "mutual"), "online: learn from earlier branches, or from all (mutual)"),
     "momentum":         Param(0.9995, number(float, 0, 1), "momentum scenario: starting EMA momentum (rises to 1)"),
     "momentum_halflife": Param(None, number(float, 0, 1, low_open=True, optional=True), "momentum scenario: the EMA's starting half-life as a fraction of the run's steps (sets momentum = 0.5 ** (1 / (fraction * steps))); config.json records both"),
+    "ema_buffers":      Param("copy", choice("copy", "keep"), "momentum scenario: the EMA anchor's buffers (BatchNorm running statistics) after each step: 'copy' the target's (statistics that match the averaged weights), or 'keep' their initial values as the DBL reference does (it moves parameters only)"),
     "anchor_epochs":    Param(None, number(int, 1, optional=True), "offline: anchor training epochs; default: epochs"),
     "anchor_ckpt":      Param(None, text(), "offline: a run directory or .safetensors checkpoint to use as the anchor"),
     "init_from_anchor": Param(True, flag, "offline: start the target from the anchor's weights"),

@@ -284,4 +284,5 @@ class Momentum(Scenario):
         m = momentum_at(step, total_steps, self.start)
         target, anchor = self.branch("target").model, self.branch("anchor").model
         for pa, pt in zip(anchor.parameters(), target.parameters()): pa.mul_(m).add_(pt.detach(), alpha=1 - m)
-        for ba, bt in zip(anchor.buffers(), target.buffers()): ba.copy_(bt)
+        if self.cfg.ema_buffers == "copy":
+            for ba, bt in zip(anchor.buffers(), target.buffers()): ba.copy_(bt)
