@@ -138,3 +138,18 @@ def test_transfer_without_a_teacher_stops_before_work(tmp_path, small):
     with pytest.raises(KitError, match="nothing to transfer from"):
         dbl_kit.train(**{**small, "runs_path": str(tmp_path / "none")}, transfer="dino")
     assert not (tmp_path / "none").exists()
+
+
+def test_ema_buffers_decide_the_anchors_batchnorm_statistics(small):
+    "ema_buffers='keep' (the DBL reference) leaves the EMA anchor's BatchNorm statistics as built; 'copy' gives it the target's."
+    from safetensors.torch import load_file
+    saved = {}
+    for mode in ("copy", "keep"):
+        r = dbl_kit.train(model="vse", scenario="momentum", momentum_halflife=0.3, ema_buffers=mode, **small)
+        assert json.loads((r.run_dir / "config.json").read_text())["ema_buffers"] == mode
+        saved[mode] = {b: {k: v for k, v in load_file(r.run_dir / f"{b}.safetensors").items() if "running_" in k}
+                       for b in ("anchor", "target")}
+    keep, copy = saved["keep"]["anchor"], saved["copy"]["anchor"]
+    assert keep and all(torch.equal(v, torch.zeros_like(v) if k.endswith("mean") else torch.ones_like(v)) for k, v in keep.items())
+    assert not all(torch.equal(v, keep[k]) for k, v in copy.items())       # copied statistics moved away from the initial ones
+    assert all(torch.equal(v, saved["copy"]["target"][k]) for k, v in copy.items())   # one epoch: both saved at its end
