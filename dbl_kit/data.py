@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_data.ipynb #9f87a38c
 from __future__ import annotations
-import codecs, contextlib, functools, json, os, re
+import codecs, contextlib, functools, json, os
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,29 +19,23 @@ from .core import KitError, load_json, save_json
 from .shapes import ensure_shapes, load_scenes
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MIN_BYTES', 'ARCHIVES', 'tokenize',
+__all__ = ['TOKENIZER', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MIN_BYTES', 'ARCHIVES', 'tokenize',
            'punkt_sentences', 'Vocab', 'resolve_dataset', 'scan_cache_file', 'validate_precomp', 'check_precomp',
            'PrecompSplit', 'load_split', 'augment_tokens', 'CaptionDataset', 'pad_tokens', 'collate_pairs',
            'make_loader', 'image_batches', 'caption_batches']
 
 # %% ../nbs/13_data.ipynb #f6b78813
-_TOKEN = re.compile(r"\w+|[^\w\s]")
 _TREEBANK = NLTKWordTokenizer()
-
-TOKENIZERS = {
-    "nltk": lambda text: _TREEBANK.tokenize(text.lower()),   # Treebank words without a sentence split (vocabularies of 0.x)
-    "regex": lambda text: _TOKEN.findall(text.lower()),       # the kit's first tokenizer, for old vocabularies
-}
+TOKENIZER = "punkt"   # the name a vocabulary file records: nltk's sentence split, then the Treebank word split
 
 @functools.lru_cache(maxsize=2**18)
-def _cached_tokens(text: str, kind: str) -> tuple:
+def _cached_tokens(text: str) -> tuple:
     "The tokens of one caption, remembered: a run splits its dev and test captions at every evaluation (NLTK's splitter is slow)."
-    return tuple(TOKENIZERS[kind](text))
+    return tuple(t for s in punkt_sentences(text.lower()) for t in _TREEBANK.tokenize(s))
 
-def tokenize(text: str, kind: str = "punkt") -> list[str]:
-    "Lower-case `text` and split it into words and punctuation (`kind`: 'punkt', as the published code; 'nltk' or 'regex' for old vocabularies)."
-    if kind not in TOKENIZERS: raise KitError(f"tokenizer={kind!r} is not known; use one of {', '.join(map(repr, TOKENIZERS))}.")
-    return list(_cached_tokens(text, kind))
+def tokenize(text: str) -> list[str]:
+    "Lower-case `text` and split it into words and punctuation as `nltk.word_tokenize` does (the published code's split)."
+    return list(_cached_tokens(text))
 
 # %% ../nbs/13_data.ipynb #357fbe40
 _PUNKT = None
@@ -62,8 +56,6 @@ def punkt_sentences(text: str) -> list[str]:
         _PUNKT = PunktSentenceTokenizer(params)
     return _PUNKT.tokenize(text)
 
-TOKENIZERS["punkt"] = lambda text: [t for s in punkt_sentences(text.lower()) for t in _TREEBANK.tokenize(s)]
-
 # %% ../nbs/13_data.ipynb #3e58676f
 def _is_index(i) -> bool:
     "An integer word index: an int (not a bool), or a string of digits as some hand-made files have."
@@ -73,9 +65,7 @@ class Vocab:
     "Word <-> index mapping; `<pad>` = 0; saved and loaded in SCAN's JSON format."
     SPECIALS = ("<pad>", "<start>", "<end>", "<unk>")
 
-    def __init__(self, words: Sequence[str], tokenizer: str = "punkt"):
-        if tokenizer not in TOKENIZERS: raise ValueError(f"tokenizer {tokenizer!r} is not one of {', '.join(TOKENIZERS)}")
-        self.tokenizer = tokenizer
+    def __init__(self, words: Sequence[str]):
         self.idx2word = list(words)
         self.word2idx = {w: i for i, w in enumerate(self.idx2word)}
         if len(self.word2idx) != len(self.idx2word): raise ValueError("duplicate words in vocabulary")
@@ -84,11 +74,11 @@ class Vocab:
         self.pad, self.start, self.end, self.unk = (self.word2idx[s] for s in self.SPECIALS)
 
     @classmethod
-    def build(cls, captions: Sequence[str], min_count: int = 1, tokenizer: str = "punkt", mask: bool = False) -> "Vocab":
+    def build(cls, captions: Sequence[str], min_count: int = 1, mask: bool = False) -> "Vocab":
         "A vocabulary of the words in `captions` seen at least `min_count` times (and `<mask>` last, with `mask`)."
-        counts = Counter(t for c in captions for t in tokenize(c, tokenizer))
+        counts = Counter(t for c in captions for t in tokenize(c))
         words = sorted((w for w, n in counts.items() if n >= min_count and w not in cls.SPECIALS), key=lambda w: (-counts[w], w))
-        return cls([*cls.SPECIALS, *words, *(["<mask>"] if mask and "<mask>" not in words else [])], tokenizer)
+        return cls([*cls.SPECIALS, *words, *(["<mask>"] if mask and "<mask>" not in words else [])])
 
     mask = property(lambda self: self.word2idx.get("<mask>", self.unk), doc="`<mask>`'s index (caption augmentation), else `<unk>`'s.")
     def __len__(self): return len(self.idx2word)
@@ -101,8 +91,8 @@ class Vocab:
         return [self.start, *(self.word2idx.get(t, self.unk) for t in tokens), self.end]
 
     def encode_text(self, text: str) -> list[int]:
-        "A caption's ids, split with the tokenizer this vocabulary was built with."
-        return self.encode(tokenize(text, self.tokenizer))
+        "A caption's ids (`tokenize`, then `encode`)."
+        return self.encode(tokenize(text))
 
     def decode(self, ids) -> list[str]:
         "Words of `ids`, without `<pad>`, `<start>` and `<end>`."
@@ -112,7 +102,7 @@ class Vocab:
     def save(self, path) -> Path:
         "Write SCAN's JSON format (`word2idx`, `idx2word`, `idx`) plus the `tokenizer` used, atomically."
         return save_json(path, {"word2idx": self.word2idx, "idx2word": {str(i): w for i, w in enumerate(self.idx2word)},
-                                "idx": len(self), "tokenizer": self.tokenizer})
+                                "idx": len(self), "tokenizer": TOKENIZER})
 
     @classmethod
     def load(cls, path) -> "Vocab":
@@ -130,7 +120,10 @@ class Vocab:
             raise KitError(f"{path}: word indices are not 0..{len(by_index) - 1} without gaps; the file is damaged, rebuild the vocabulary.")
         if isinstance(d.get("idx2word"), dict) and any(d["idx2word"].get(str(i)) != w for i, w in by_index):
             raise KitError(f"{path}: 'idx2word' disagrees with 'word2idx'; the file is damaged, rebuild the vocabulary.")
-        try: return cls([w for _, w in by_index], d.get("tokenizer", "punkt"))   # SCAN's files: nltk.word_tokenize
+        if d.get("tokenizer", TOKENIZER) != TOKENIZER:   # SCAN's files have none: nltk.word_tokenize, this split
+            raise KitError(f"{path} was built with the tokenizer {d['tokenizer']!r} of a dbl-kit version before the first "
+                           f"release, which this version does not have; train the run again to rebuild the vocabulary.")
+        try: return cls([w for _, w in by_index])
         except ValueError as e: raise KitError(f"{path}: {e}; fix the file or rebuild the vocabulary.") from None
 
 # %% ../nbs/13_data.ipynb #499a7ab9

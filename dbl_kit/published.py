@@ -194,7 +194,7 @@ def checkpoint_vocab(vocab_file, rows: int, source="the checkpoint") -> Vocab:
     "The vocabulary of a checkpoint whose word embedding has `rows` rows: `vocab_file`, plus `<mask>` for one extra row."
     vocab = Vocab.load(vocab_file)
     if rows == len(vocab): return vocab
-    if rows == len(vocab) + 1 and "<mask>" not in vocab: return Vocab([*vocab.idx2word, "<mask>"], vocab.tokenizer)
+    if rows == len(vocab) + 1 and "<mask>" not in vocab: return Vocab([*vocab.idx2word, "<mask>"])
     raise KitError(f"{source} has {rows} word vectors but the vocabulary {vocab_file} has {len(vocab)} words; pass the "
                    f"vocabulary JSON the model was trained with (DBL and VSE-infinity add <mask>: one vector more).")
 

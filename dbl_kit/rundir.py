@@ -13,18 +13,29 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+import dbl_kit
+
 from .core import KitError, atomic_path, save_json, load_json, save_npy, read_jsonl, _to_jsonable
 from .data import Vocab, resolve_dataset, load_split
 from .models import rebuild_model
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'EVAL_BRANCH', 'default_run_name', 'RunDir', 'open_run', 'EvalDir', 'file_digest',
-           'check_file', 'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info', 'load_model',
-           'locate_run']
+__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'EVAL_BRANCH', 'check_format', 'default_run_name', 'RunDir', 'open_run', 'EvalDir',
+           'file_digest', 'check_file', 'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info',
+           'load_model', 'locate_run']
 
 # %% ../nbs/12_rundir.ipynb #b6338baa
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 EVAL_SPLITS = ("dev", "test")
+
+def check_format(meta: dict, where) -> dict:
+    "`meta` (a `config.json` or checkpoint JSON) when it was written in this `FORMAT_VERSION`; else a `KitError` naming the version."
+    version = meta.get("format_version", 1) if isinstance(meta, dict) else None
+    if version == FORMAT_VERSION: return meta
+    kit = meta.get("kit_version") if isinstance(meta, dict) else None
+    raise KitError(f"{where} was written by {'dbl-kit ' + str(kit) if kit else 'an earlier dbl-kit'} in format {version}, "
+                   f"and this version reads format {FORMAT_VERSION} only (formats before the first release are not carried); "
+                   "train the run again, or import its published checkpoint again, with this version.")
 
 def _run_folders(p: Path):
     return sorted((d for d in p.iterdir() if (d / "config.json").is_file()), key=lambda d: d.stat().st_mtime)
@@ -64,7 +75,7 @@ class RunDir:
         self._cache = {}
         if _new: self._config = None; return
         _check_run_dir(self.path)
-        self._config = load_json(self.path / "config.json")
+        self._config = check_format(load_json(self.path / "config.json"), self.path)
         if not isinstance(self._config.get("branches"), list) or not self._config["branches"]:
             raise KitError(f"{self.path / 'config.json'} has no 'branches' list, so it was not written by dbl_kit.train; "
                            f"train the run again with this version of dbl-kit.")
@@ -88,8 +99,8 @@ class RunDir:
     # -- config ------------------------------------------------------------------------------------------
     @_writes
     def write_config(self, config: dict):
-        "Write `config.json` (with `format_version`); the branch layout must be in it."
-        self._config = {**config, "format_version": FORMAT_VERSION}
+        "Write `config.json` (with `format_version` and `kit_version`); the branch layout must be in it."
+        self._config = {**config, "format_version": FORMAT_VERSION, "kit_version": dbl_kit.__version__}
         save_json(self.file("config.json"), self._config)
 
     @property
@@ -190,7 +201,8 @@ class RunDir:
     def save_checkpoint(self, branch, model, **meta):
         "Write `<branch>.safetensors` (weights) and `<branch>.json` (model config + `meta`), atomically."
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        info = {"branch": branch, "model": model.config, **{k: v for k, v in meta.items() if k != "file"}}
+        info = {"branch": branch, "model": model.config, "format_version": FORMAT_VERSION, "kit_version": dbl_kit.__version__,
+                **{k: v for k, v in meta.items() if k != "file"}}
         with atomic_path(self.checkpoint_file(branch)) as tmp:   # the weights carry their own info and digest
             save_file(state, str(tmp), metadata={"dbl_kit": json.dumps(info, default=_to_jsonable),
                                                  "tensors_sha256": tensors_digest(state)})
@@ -401,6 +413,7 @@ def load_model(source, branch=None, device="cpu"):
     try: tensors = load_tensors(p, info.get("file"), fix)
     except KitError:                                      # a run stopped between writing the weights and their JSON?
         tensors, info = checkpoint_info(p, fix)          # the weights' own header says what they are
+    check_format(info, p)
     model = rebuild_model(info["model"])
     model.load_state_dict(tensors)
     return model.to(device).eval(), info

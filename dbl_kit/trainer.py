@@ -351,7 +351,6 @@ def resume(**params) -> TrainResult:
     "Continue the run `params['resume']` from its newest intact training state (or return it, if it finished)."
     run = RunDir(params["resume"])
     saved = {k: v for k, v in run.config.items() if k in PARAMS and k != "resume"}
-    if "norm" not in run.config: saved["norm"] = "layer"   # written before `norm` existed: the layers it trained with
     changed = [f"{k}={v!r} (the run has {saved.get(k)!r})" for k, v in params.items()
                if k not in RESUME_RUNTIME and k != "resume" and v != saved.get(k)]
     if changed:

@@ -14,7 +14,8 @@ from safetensors import SafetensorError, safe_open
 from .core import KitError, SCENARIOS, SPLITS, resolve_device, load_json
 from .data import Vocab, resolve_dataset, check_precomp
 from .config import PARAMS
-from .models import build_model, rebuild_model, upgrade_config
+from .models import build_model, rebuild_model
+from .rundir import check_format
 from .shapes import shapes_is_current, shapes_params
 
 # %% auto #0
@@ -156,7 +157,8 @@ def _anchor_config(p) -> dict:
     if not isinstance(info, dict) or not isinstance(info.get("model"), dict):
         raise KitError(f"anchor_ckpt: {meta} has no 'model' configuration, so it was not written by dbl_kit.train; "
                        "pass a checkpoint of a dbl-kit run, or train the anchor again.")
-    return upgrade_config(info["model"])   # a config of an earlier version: the layers it was trained with
+    check_format(info, meta)
+    return info["model"]
 
 def check_anchor_tensors(p, model_config) -> None:
     "The tensors of checkpoint `p` (read from its header) are complete and are those of the backbone `model_config` describes."

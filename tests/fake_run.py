@@ -3,6 +3,8 @@ without dbl_kit, for tests of the readers (analysis, figures, explorer) that nee
 import json
 from pathlib import Path
 
+from dbl_kit.rundir import FORMAT_VERSION
+
 import numpy as np
 
 
@@ -35,7 +37,7 @@ def make_fake_run(folder, n_images=(24, 16), captions_per_image=5, dim=12, seed=
     folder.mkdir(parents=True, exist_ok=True)
     config = {"dataset": str(folder / "missing_dataset"), "scenario": "offline", "transfer": "rel_max", "margin": 0.2,
               "beta": 1.0, "epochs": epochs, "anchor_epochs": epochs, "branches": ["anchor", "target"],
-              "target": "target", "anchor": "anchor", "model": "vse", "kit_version": "test", "format_version": 2}
+              "target": "target", "anchor": "anchor", "model": "vse", "kit_version": "test", "format_version": FORMAT_VERSION}
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _history(epochs, finished)))
     if not finished:

@@ -8,6 +8,7 @@ import torch
 
 import dbl_kit
 from dbl_kit.core import KitError, read_jsonl
+from dbl_kit.rundir import FORMAT_VERSION
 from dbl_kit.metrics import retrieval_metrics
 from fastcore.test import test_eq
 
@@ -32,7 +33,7 @@ def test_run_directory_is_consistent(small):
     assert sims.dtype == np.float32
     recomputed = retrieval_metrics(sims, 5)
     test_eq({k: recomputed[k] for k in recomputed}, {k: m["branches"]["baseline"][k] for k in recomputed})
-    assert cfg["format_version"] == 2 and cfg["threads_used"] >= 1
+    assert cfg["format_version"] == FORMAT_VERSION and cfg["threads_used"] >= 1
     vocab = json.loads((d / "vocab.json").read_text())
     assert {"word2idx", "idx2word", "idx"} <= set(vocab)
     hist = read_jsonl(d / "history.jsonl")
