@@ -1,4 +1,4 @@
-"dbl_kit.analysis against brute-force references: triplet statistics, summaries, top matches, history across stages."
+"dbl_kit.analysis against brute-force references (tests/reference.py): triplet statistics, summaries, top matches, history across stages."
 import json, os
 
 import numpy as np
@@ -10,22 +10,7 @@ from dbl_kit.core import KitError
 from dbl_kit import analysis
 from dbl_kit.rundir import open_run
 from fake_run import make_fake_run
-
-
-def loop_stats(sims, k):
-    "Per-query statistics with plain Python loops: the independent reference."
-    sims = np.asarray(sims, dtype=np.float64)
-    n_img, n_cap = sims.shape
-    out = {"i2t": [], "t2i": []}
-    for i in range(n_img):
-        pos = max(sims[i, j] for j in range(n_cap) if j // k == i)
-        negs = [sims[i, j] for j in range(n_cap) if j // k != i]
-        out["i2t"].append((pos, max(negs), pos - max(negs), 1 + sum(v >= pos for v in negs)))
-    for j in range(n_cap):
-        pos = sims[j // k, j]
-        negs = [sims[i, j] for i in range(n_img) if i != j // k]
-        out["t2i"].append((pos, max(negs), pos - max(negs), 1 + sum(v >= pos for v in negs)))
-    return out
+from reference import triplet_stats as loop_stats
 
 
 def check_against_loop(df, sims, k, eps=1e-6):
@@ -37,6 +22,7 @@ def check_against_loop(df, sims, k, eps=1e-6):
         test_eq(part["rank"].tolist(), expect[:, 3].astype(int).tolist())
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("n_images", [2, 7, 13])
 def test_triplet_stats_matches_loop(seed, n_images):
@@ -47,6 +33,7 @@ def test_triplet_stats_matches_loop(seed, n_images):
     check_against_loop(analysis.triplet_stats(sims, 5, block_elems=3 * sims.shape[1]), sims, 5)
 
 
+@pytest.mark.numeric
 def test_triplet_stats_ties_and_inputs():
     rng = np.random.default_rng(1)
     sims = np.round(rng.uniform(0, 1, size=(9, 45)), 1).astype(np.float32)    # many exact ties
@@ -64,6 +51,7 @@ def test_triplet_stats_errors():
     test_fail(lambda: analysis.triplet_stats(bad, 5), exc=KitError, contains="NaN")
 
 
+@pytest.mark.numeric
 def test_top_matches_matches_sorting_loop():
     rng = np.random.default_rng(3)
     sims = rng.normal(size=(6, 30)).astype(np.float32)
@@ -115,6 +103,7 @@ def test_run_errors_name_the_folder(run_dir, tmp_path):
     test_fail(lambda: analysis.branch_stats(run_dir), exc=KitError, contains="branches")
 
 
+@pytest.mark.numeric
 def test_run_stats_is_cached_per_file(run_dir):
     a = analysis.run_stats(run_dir, "target", "dev", "i2t")
     assert analysis.run_stats(open_run(run_dir), "target", "dev", "i2t") is a
@@ -129,6 +118,7 @@ def test_run_stats_is_cached_per_file(run_dir):
     test_close(b.positive.to_numpy(), sims.reshape(24, 24, 5)[np.arange(24), np.arange(24)].max(1), eps=1e-6)
 
 
+@pytest.mark.numeric
 def test_distance_summary_matches_loop(run_dir):
     summary = analysis.distance_summary(run_dir, margin=0.1)
     test_eq(len(summary), 4)                            # branches x directions
@@ -140,6 +130,7 @@ def test_distance_summary_matches_loop(run_dir):
     test_eq(analysis.distance_summary(run_dir).columns[-2], "relative>0.2 (%)")      # the run's training margin
 
 
+@pytest.mark.numeric
 def test_separation_fraction_matches_count():
     rel = np.random.default_rng(0).normal(size=101)
     for m in (-1.0, 0.0, 0.3, rel[17]):

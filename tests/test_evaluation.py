@@ -1,4 +1,4 @@
-"dbl-kit eval: the published protocols against per-query loops, ensembles, --sims, ECCV Caption / CxC against eccv-caption."
+"dbl-kit eval: the published protocols against per-query loops (tests/reference.py), ensembles, --sims, ECCV Caption / CxC against eccv-caption."
 import json, subprocess, sys
 from pathlib import Path
 
@@ -11,28 +11,7 @@ from dbl_kit.core import KitError
 from dbl_kit.data import load_split, Vocab
 from dbl_kit.evaluation import evaluate_runs, eccv_metrics, eccv_annotations, ECCV_SHAPE, ensemble
 from dbl_kit.rundir import RunDir, EvalDir, open_run
-
-
-def loop_ranks(s, k=5):
-    """1-based ranks one query at a time, from the definitions: an image's rank is its best caption's, a caption's is
-    its image's; a tie counts against the query (the other item is ranked first), as the published code's argsort may."""
-    n = len(s)
-    i2t, t2i = [], []
-    for i in range(n):
-        own = np.zeros(n * k, bool); own[i * k:i * k + k] = True
-        i2t.append(1 + int(np.sum(s[i, ~own] >= s[i, own].max())))
-    for j in range(n * k):
-        col = s[:, j]
-        t2i.append(1 + int(np.sum(np.delete(col, j // k) >= col[j // k])))
-    return np.array(i2t), np.array(t2i)
-
-
-def loop_metrics(s, k=5):
-    i2t, t2i = loop_ranks(s, k)
-    out = {f"{d}_r{K}": 100.0 * np.mean(r <= K) for d, r in (("i2t", i2t), ("t2i", t2i)) for K in (1, 5, 10)}
-    out.update({f"{d}_medr": float(np.floor(np.median(r))) for d, r in (("i2t", i2t), ("t2i", t2i))})
-    out["rsum"] = sum(out[f"{d}_r{K}"] for d in ("i2t", "t2i") for K in (1, 5, 10))
-    return out
+from reference import retrieval_metrics as loop_metrics
 
 
 def check_close(got: dict, ref: dict):
@@ -54,6 +33,21 @@ def coco_layout(folder, sizes, feat=8, regions=3, seed=0):
         lines = [f"A {COLORS[c[i]]} {THINGS[t[i]]}. Photo {j}." for i in range(n) for j in range(5)]
         (folder / f"{split}_caps.txt").write_text("\n".join(lines) + "\n")
     return folder
+
+
+@pytest.mark.numeric
+def test_protocols_of_a_matrix_equal_the_reference_loop(tmp_path):
+    "COCO 5K = the whole matrix, COCO 1K = the mean over folds of 1,000 images, each from the per-query reference loop."
+    folder = coco_layout(tmp_path / "coco_like", {"testall": 2000})
+    rng = np.random.default_rng(0)
+    sims = rng.standard_normal((2000, 10000)).astype(np.float32)
+    sims += 2.5 * (np.arange(10000)[None] // 5 == np.arange(2000)[:, None])     # recalls neither 0 nor 100
+    sims[3, :] = sims[3, 15]                                                    # a row of ties: they count against the query
+    np.save(tmp_path / "sims.npy", sims)
+    r = evaluate_runs(sims=[tmp_path / "sims.npy"], dataset=str(folder), split="testall", out=tmp_path / "e", progress=False)
+    check_close(r["protocols"]["coco_5k"], loop_metrics(sims))
+    folds = [loop_metrics(sims[f * 1000:(f + 1) * 1000, f * 5000:(f + 1) * 5000]) for f in range(2)]
+    check_close(r["protocols"]["coco_1k"], {k: np.mean([f[k] for f in folds]) for k in folds[0]})
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +84,7 @@ def test_protocols_equal_a_loop_and_ensemble_is_the_mean(two_runs, tmp_path):
     se = np.load(tmp_path / "ab" / "sims.npy")
     test_close(se, 0.75 * sa + 0.25 * sb, eps=1e-6 * float(np.abs(se).max()))
     check_close(re_["protocols"]["coco_5k"], loop_metrics(se))
-    test_eq([m["weight"] for m in re_["members"]], [0.75, 0.25])
+    test_close([m["weight"] for m in re_["members"]], [0.75, 0.25], eps=1e-12)
     check_close(re_["members"][1]["metrics"]["coco_5k"], loop_metrics(sb))
     # --sims: the same matrix from elsewhere scores the same
     rs = evaluate_runs(sims=[tmp_path / "a" / "sims.npy"], dataset=str(folder), split="testall", out=tmp_path / "s", progress=False)

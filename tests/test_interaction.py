@@ -1,12 +1,12 @@
 """Interaction backbones (scan_t2i, scan_i2t, ave, sgr, saf): the block similarity engine against an independent
-per-caption loop written the way the published code computes it (values and gradients, ragged and padded captions,
-one block or many), the registry and configuration, a training step, the cached offline anchor, and a run's round trip."""
+per-caption loop written the way the published code computes it (`similarity` of tests/reference.py: values and
+gradients, ragged and padded captions, one block or many), the registry and configuration, a training step, the
+cached offline anchor, and a run's round trip."""
 import json
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import dbl_kit
 import dbl_kit.interaction   # registers the interaction backbones
@@ -18,6 +18,7 @@ from dbl_kit.rundir import RunDir
 from dbl_kit.scenarios import Baseline, Offline, encode_split
 from dbl_kit.trainer import train_step
 from fastcore.test import test_close, test_eq
+from reference import similarity as reference_similarity, unit
 
 HEADS = ("scan_t2i", "scan_i2t", "ave", "sgr", "saf")
 
@@ -31,75 +32,6 @@ def small_shapes(tmp_path_factory, shapes_data_path):
         lines = (src / f"{split}_caps.txt").read_text(encoding="utf-8").splitlines()
         (dst / f"{split}_caps.txt").write_text("\n".join(lines[:5 * n]) + "\n", encoding="utf-8")
     return str(dst)
-
-
-# ---- an independent per-caption reference, as the published SCAN / SGRAF / DBL code computes it ---------------------
-def unit(x, dim=-1):
-    return x / x.norm(dim=dim, keepdim=True).clamp_min(1e-8)
-
-
-def cosine(a, b):
-    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-8)
-
-
-def pool(x, agg, lse):
-    return x.mean(1) if agg == "avg" else torch.log(torch.exp(lse * x).sum(1)) / lse
-
-
-def attended_regions(imgs, words, lam):
-    "For each word of `words [n, w, E]` (one caption repeated), the attention-weighted sum of the regions of `imgs [n, R, E]`."
-    s = unit(F.leaky_relu(torch.bmm(imgs, words.transpose(1, 2)), 0.1), dim=2)   # [n, R, w], normalised over words
-    a = torch.softmax(lam * s, dim=1)                                             # over regions
-    return torch.bmm(a.transpose(1, 2), imgs)                                     # [n, w, E]
-
-
-def self_attended(m, feats):
-    "Global vector of `feats [n, k, E]` (all valid): items weighted by their agreement with the mean item."
-    w = torch.softmax(m.score(m.local(feats) * m.mean(feats.mean(1))[:, None]).squeeze(-1), 1)
-    return unit((w[..., None] * feats).sum(1))
-
-
-def reference_scores(model, imgs, caption):
-    "Scores [n] of one caption `caption [1, w, E]` (its real words only) against `imgs [n, R, E]`."
-    name, n = model.config["model"], len(imgs)
-    words = caption.repeat(n, 1, 1)
-    if name == "scan_t2i":
-        return pool(cosine(words, attended_regions(imgs, words, model.lam)), model.agg, model.lse)
-    if name == "scan_i2t":
-        s = unit(F.leaky_relu(torch.bmm(words, imgs.transpose(1, 2)), 0.1), dim=2)   # [n, w, R], normalised over regions
-        a = torch.softmax(model.lam * s, dim=1)                                       # over words
-        return pool(cosine(imgs, torch.bmm(a.transpose(1, 2), words)), model.agg, model.lse)
-    local = unit(model.sim_local((unit(attended_regions(imgs, words, model.lam)) - words) ** 2))   # [n, w, D]
-    if name == "ave":
-        return torch.tanh(model.sim_eval(unit(local.mean(1)))).squeeze(-1)
-    glo = unit(model.sim_global((self_attended(model.img_global, imgs) - self_attended(model.txt_global, caption)) ** 2))
-    x = torch.cat([glo[:, None], local], 1)                                       # [n, w + 1, D]
-    if name == "sgr":
-        for step in model.steps:
-            attn = torch.softmax(step.query(x) @ step.key(x).transpose(1, 2), -1)
-            x = F.relu(step.out(attn @ x))
-        return torch.sigmoid(model.sim_eval(x[:, 0])).squeeze(-1)
-    z, norm = model.gate(x).squeeze(-1), model.gate_norm
-    if model.norm == "layer":   # each pair over its own nodes
-        z = (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True) + norm.eps) * norm.scale + norm.shift
-    elif model.training:        # published BatchNorm1d(1): this caption's statistics over all images x nodes
-        z = (z - z.mean()) / torch.sqrt(z.var(unbiased=False) + norm.eps) * norm.weight + norm.bias
-    else:
-        z = (z - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps) * norm.weight + norm.bias
-    g = torch.sigmoid(z)
-    g = g / (g.sum(1, keepdim=True) + 1e-8)
-    return torch.sigmoid(model.sim_eval(unit((g[..., None] * x).sum(1)))).squeeze(-1)
-
-
-def reference_similarity(model, img, cap, shard=3):
-    """Every caption, trimmed to its length, against every shard of images: one column at a time. In training mode
-    (batch statistics over all images, as the published training step) there is one shard."""
-    if model.training: shard = len(img)
-    cols = []
-    for j in range(len(cap)):
-        caption = cap.features[j:j + 1, :int(cap.lengths[j])]
-        cols.append(torch.cat([reference_scores(model, img.features[s:s + shard], caption) for s in range(0, len(img), shard)]))
-    return torch.stack(cols, 1)
 
 
 # ---- inputs -------------------------------------------------------------------------------------------------------
@@ -124,6 +56,7 @@ def make_inputs(pad=0, seed=0):
 CASES = [(h, {}) for h in HEADS] + [("scan_t2i", {"agg": "lse"}), ("scan_i2t", {"agg": "lse"})]
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("name,kw", CASES, ids=[f"{h}-{kw.get('agg', 'avg')}" for h, kw in CASES])
 @pytest.mark.parametrize("blocks", ["one", "many"])
 def test_block_engine_matches_per_caption_loop(name, kw, blocks):
@@ -133,7 +66,7 @@ def test_block_engine_matches_per_caption_loop(name, kw, blocks):
     regions, words = make_inputs()
     weights = torch.randn(N_IMG, len(LENGTHS), generator=torch.Generator().manual_seed(3))
     results = []
-    for fn in (model.similarity, lambda i, c: reference_similarity(model, i, c)):
+    for fn in (model.similarity, lambda i, c: reference_similarity(model, i, c, shard=3)):
         model.zero_grad()
         r, w = regions.clone().requires_grad_(), words.clone().requires_grad_()
         S = fn(TokenSet(r, torch.full((N_IMG,), R)), TokenSet(w, LENGTHS))
@@ -153,13 +86,14 @@ def test_block_engine_matches_per_caption_loop(name, kw, blocks):
     for k in gp_ref: test_close(gp.get(k, torch.zeros_like(gp_ref[k])), gp_ref[k], eps=rel(gp_ref[k]))
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("name", HEADS)
 def test_padding_and_batching_never_change_a_score(name):
     model = make_model(name).eval()
     regions, words = make_inputs(pad=3)
     img = TokenSet(regions, torch.full((N_IMG,), R))
     with torch.no_grad():
-        ref = reference_similarity(model, img, TokenSet(words, LENGTHS))
+        ref = reference_similarity(model, img, TokenSet(words, LENGTHS), shard=3)
         padded = model.similarity(img, TokenSet(words, LENGTHS))                          # 3 more junk words each
         trimmed = model.similarity(img, TokenSet(words[:, :int(LENGTHS.max())], LENGTHS))
         alone = torch.cat([model.similarity(img, TokenSet(words[j:j + 1, :int(LENGTHS[j])], LENGTHS[j:j + 1]))
@@ -253,14 +187,3 @@ def test_train_then_load_reproduces_test_rsum(tmp_path, small_shapes):
     with torch.no_grad(): sims = model.similarity(img, cap)
     test_close(retrieval_metrics(sims, split.captions_per_image)["rsum"], reported, eps=1e-6)
     assert reported > 0
-
-
-def test_similarity_benchmark_runs_small():
-    from dbl_kit.bench import main
-    import contextlib, io
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main(["similarity", "--images", "4", "--captions", "3", "--regions", "3", "--words", "4", "--embed-size", "16",
-              "--sim-dim", "8", "--rounds", "1", "--heads", "scan_i2t,sgr"])
-    last = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert set(last) == {"gemm_gflops", "scan_i2t", "sgr"} and last["sgr"]["speedup"] > 0

@@ -13,6 +13,8 @@ from dbl_kit.config import make_config
 from dbl_kit.core import KitError
 from dbl_kit.losses import BoostLoss, TripletLoss, boost_loss, make_transfer, triplet_loss
 
+pytestmark = pytest.mark.numeric     # every value here is checked against a float64 reference
+
 KINDS = ("rel_max", "rel_sum", "abs_max", "abs_sum")
 ADAPTATIONS = ("none", "hard", "soft")
 

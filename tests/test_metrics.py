@@ -1,60 +1,17 @@
-"""dbl_kit.metrics against brute force: one argsort per query, ranks read off the sorted order."""
+"""dbl_kit.metrics against brute force (tests/reference.py): one argsort per query, ranks read off the sorted order
+(the VSE++/SCAN evaluation loop), and ranks by counting where scores tie."""
 import numpy as np
 import pytest
 import torch
 
 import dbl_kit.metrics as metrics
+import reference
 from dbl_kit.core import KitError
 from dbl_kit.metrics import coco_1k_metrics, retrieval_metrics, retrieval_ranks
+from reference import METRIC_KEYS as KEYS, argsort_ranks, ranks as counted_ranks
 
-KEYS = ["i2t_r1", "i2t_r5", "i2t_r10", "i2t_medr", "i2t_meanr",
-        "t2i_r1", "t2i_r5", "t2i_r10", "t2i_medr", "t2i_meanr", "rsum"]
+pytestmark = pytest.mark.numeric
 
-
-def brute_ranks(sims, k):
-    "VSE-style loops: sort every query's scores (descending) and find where the right items landed (1-based)."
-    sims = np.asarray(sims, dtype=np.float64)
-    n_img, n_cap = sims.shape
-    i2t = np.zeros(n_img, dtype=np.int64)
-    for i in range(n_img):
-        order = np.argsort(-sims[i], kind="stable")
-        i2t[i] = min(int(np.where(order == c)[0][0]) for c in range(i * k, i * k + k)) + 1
-    t2i = np.zeros(n_cap, dtype=np.int64)
-    for j in range(n_cap):
-        order = np.argsort(-sims[:, j], kind="stable")
-        t2i[j] = int(np.where(order == j // k)[0][0]) + 1
-    return i2t, t2i
-
-
-def brute_ranks_ties_against(sims, k):
-    "As brute_ranks, but among equal scores the wrong items are sorted first (ties count against the query)."
-    sims = np.asarray(sims, dtype=np.float64)
-    n_img, n_cap = sims.shape
-    i2t = np.zeros(n_img, dtype=np.int64)
-    for i in range(n_img):
-        right = (np.arange(n_cap) // k == i).astype(int)
-        order = np.lexsort((right, -sims[i]))           # primary: score descending; ties: wrong (0) first
-        i2t[i] = min(int(np.where(order == c)[0][0]) for c in range(i * k, i * k + k)) + 1
-    t2i = np.zeros(n_cap, dtype=np.int64)
-    for j in range(n_cap):
-        right = (np.arange(n_img) == j // k).astype(int)
-        order = np.lexsort((right, -sims[:, j]))
-        t2i[j] = int(np.where(order == j // k)[0][0]) + 1
-    return i2t, t2i
-
-
-def brute_metrics(i2t, t2i):
-    out = {}
-    for name, r in (("i2t", i2t), ("t2i", t2i)):
-        for K in (1, 5, 10):
-            out[f"{name}_r{K}"] = 100.0 * sum(1 for x in r if x <= K) / len(r)
-        s = sorted(r)
-        mid = len(s) // 2
-        median = s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
-        out[f"{name}_medr"] = float(int(median))         # floor of a positive median
-        out[f"{name}_meanr"] = sum(r) / len(r)
-    out["rsum"] = sum(out[f"{d}_r{K}"] for d in ("i2t", "t2i") for K in (1, 5, 10))
-    return out
 
 
 def assert_metrics_equal(got, expected):
@@ -71,14 +28,14 @@ def test_ranks_and_metrics_equal_brute_force(n_img, k):
     rng = np.random.default_rng(n_img * 10 + k)
     # a shared positive offset makes the right pairs likelier, so recalls are neither all 0 nor all 100
     sims = rng.standard_normal((n_img, n_img * k)) + 1.5 * (np.arange(n_img * k)[None] // k == np.arange(n_img)[:, None])
-    i2t, t2i = brute_ranks(sims, k)
+    i2t, t2i = argsort_ranks(sims, k)
     got_i2t, got_t2i = retrieval_ranks(sims, k)
     assert got_i2t.dtype == np.int64 and np.array_equal(got_i2t, i2t) and np.array_equal(got_t2i, t2i)
-    assert_metrics_equal(retrieval_metrics(sims, k), brute_metrics(i2t.tolist(), t2i.tolist()))
+    assert_metrics_equal(retrieval_metrics(sims, k), reference.metrics(i2t.tolist(), t2i.tolist()))
     # float32 numpy and torch input give the same ranks as brute force on the same values
     for variant in (sims.astype(np.float32), torch.tensor(sims), torch.tensor(sims, dtype=torch.float32)):
         values = variant.double().numpy() if isinstance(variant, torch.Tensor) else variant.astype(np.float64)
-        got, expected = retrieval_ranks(variant, k), brute_ranks(values, k)
+        got, expected = retrieval_ranks(variant, k), argsort_ranks(values, k)
         assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
 
 
@@ -88,10 +45,10 @@ def test_best_caption_is_not_the_first():
                      [0.20, 0.40, 0.35, 0.70]])
     i2t, t2i = retrieval_ranks(sims, 2)
     assert i2t.tolist() == [2, 1] and t2i.tolist() == [2, 1, 2, 1]
-    assert [r.tolist() for r in brute_ranks(sims, 2)] == [[2, 1], [2, 1, 2, 1]]
+    assert [r.tolist() for r in argsort_ranks(sims, 2)] == [[2, 1], [2, 1, 2, 1]]
     got = retrieval_metrics(sims, 2)
-    assert got["i2t_r1"] == 50.0 and got["i2t_r5"] == 100.0 and got["i2t_medr"] == 1.0 and got["i2t_meanr"] == 1.5
-    assert got["t2i_r1"] == 50.0 and got["t2i_meanr"] == 1.5 and got["rsum"] == 500.0
+    hand = {"i2t_r1": 50.0, "i2t_r5": 100.0, "i2t_medr": 1.0, "i2t_meanr": 1.5, "t2i_r1": 50.0, "t2i_meanr": 1.5, "rsum": 500.0}
+    assert {key: got[key] for key in hand} == pytest.approx(hand, abs=1e-9)
 
 
 def test_medr_is_floor_of_median():
@@ -102,7 +59,7 @@ def test_medr_is_floor_of_median():
     assert i2t.tolist() == [1, 2, 3, 4] and t2i.tolist() == [4, 3, 2, 1]
     got = retrieval_metrics(sims, 1)
     for d in ("i2t", "t2i"):
-        assert (got[f"{d}_r1"], got[f"{d}_r5"], got[f"{d}_medr"], got[f"{d}_meanr"]) == (25.0, 100.0, 2.0, 2.5)
+        assert (got[f"{d}_r1"], got[f"{d}_r5"], got[f"{d}_medr"], got[f"{d}_meanr"]) == pytest.approx((25.0, 100.0, 2.0, 2.5), abs=1e-9)
 
 
 @pytest.mark.parametrize("n_img,k", [(5, 5), (30, 5), (12, 2)])
@@ -110,7 +67,7 @@ def test_ties_count_against_the_query(n_img, k):
     rng = np.random.default_rng(n_img)
     coarse = rng.integers(0, 4, size=(n_img, n_img * k)).astype(np.float16)   # many exact ties
     i2t, t2i = retrieval_ranks(coarse, k)
-    bi2t, bt2i = brute_ranks_ties_against(coarse, k)
+    bi2t, bt2i = counted_ranks(coarse, k)
     assert np.array_equal(i2t, bi2t) and np.array_equal(t2i, bt2i)
     i2t_t, t2i_t = retrieval_ranks(torch.tensor(coarse), k)                  # float16 tensor
     assert np.array_equal(i2t_t, bi2t) and np.array_equal(t2i_t, bt2i)
@@ -118,13 +75,13 @@ def test_ties_count_against_the_query(n_img, k):
 
 def test_collapsed_model_gets_the_worst_ranks():
     got = retrieval_metrics(np.zeros((12, 60), dtype=np.float16))      # 12 images, 5 captions each, all scores equal
-    assert got["rsum"] == 0.0 and got["i2t_medr"] == 60 - 5 + 1 and got["t2i_medr"] == 12
+    assert (got["rsum"], got["i2t_medr"], got["t2i_medr"]) == pytest.approx((0.0, 60 - 5 + 1, 12), abs=1e-9)
 
 
 def test_blocks_give_the_same_ranks(monkeypatch):
     rng = np.random.default_rng(3)
     sims = rng.standard_normal((23, 115)).astype(np.float32)
-    expected = brute_ranks(sims, 5)
+    expected = argsort_ranks(sims, 5)
     for elements in (1, 115, 500, 10_000):                               # 1 row per block ... all rows at once
         monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", elements)
         got = retrieval_ranks(sims, 5)
@@ -138,7 +95,7 @@ def test_coco_1k_is_the_mean_over_folds():
     folds = []
     for f in range(5):
         block = sims[f * fold:(f + 1) * fold, f * fold * k:(f + 1) * fold * k]
-        folds.append(brute_metrics(*[r.tolist() for r in brute_ranks(block, k)]))
+        folds.append(reference.metrics(*[r.tolist() for r in argsort_ranks(block, k)]))
     expected = {key: sum(fm[key] for fm in folds) / 5 for key in KEYS}
     assert_metrics_equal(coco_1k_metrics(sims, k, fold_size=fold), expected)
     # the folds really differ from the whole matrix (5K protocol): restricting the gallery raises recall

@@ -16,6 +16,8 @@ from dbl_kit.transfers import (BoostproLoss, CMPMLoss, DarkRankLoss, DINOLoss, D
                                boostpro_loss, cmpm_loss, darkrank_loss, dino_loss, dinopp_loss, kd_loss, rkd_loss,
                                sp_loss)
 
+pytestmark = pytest.mark.numeric     # every value here is checked against a float64 reference
+
 S10 = 10.0          # softmax scale of the reference (= 1/tau, tau = 0.1)
 EPS = 1e-8
 
