@@ -16,12 +16,12 @@ from torch.utils.data import DataLoader, Dataset
 from nltk.tokenize import NLTKWordTokenizer
 
 from .core import KitError, load_json, save_json
-from .shapes import ensure_shapes, load_scenes
+from .shapes import ensure_shapes
 
 # %% auto #0
 __all__ = ['TOKENIZER', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MIN_BYTES', 'ARCHIVES', 'tokenize',
-           'punkt_sentences', 'Vocab', 'resolve_dataset', 'scan_cache_file', 'validate_precomp', 'check_precomp',
-           'PrecompSplit', 'load_split', 'augment_tokens', 'CaptionDataset', 'pad_tokens', 'collate_pairs',
+           'punkt_sentences', 'Vocab', 'resolve_dataset', 'PrecompSplit', 'scan_cache_file', 'validate_precomp',
+           'open_precomp', 'load_split', 'augment_tokens', 'CaptionDataset', 'pad_tokens', 'collate_pairs',
            'make_loader', 'image_batches', 'caption_batches']
 
 # %% ../nbs/13_data.ipynb #f6b78813
@@ -147,6 +147,30 @@ def resolve_dataset(dataset, data_path) -> Path:
                        f"pass one of those names or the path of a precomp folder holding {PRECOMP_FILES}.")
     return folder
 
+# %% ../nbs/13_data.ipynb #224a1603
+class PrecompSplit:
+    "One split of a precomp folder: memory-mapped `images`, `captions`, and `scenes` when the folder has them."
+    def __init__(self, name: str, images: np.ndarray, captions: list[str], scenes: list | None = None, path=None):
+        self.name, self.images, self.captions, self.scenes, self.path = name, images, captions, scenes, path
+        if self.n_captions % self.n_images: raise ValueError("caption count must be a multiple of the image count")
+
+    n_images = property(lambda self: len(self.images), doc="Number of images.")
+    n_captions = property(lambda self: len(self.captions), doc="Number of captions.")
+    captions_per_image = property(lambda self: self.n_captions // self.n_images, doc="Captions per image (k).")
+
+    def __repr__(self):
+        return (f"PrecompSplit({self.name!r}: {self.n_images} images x {self.images.shape[1]} regions x {self.images.shape[2]}, "
+                f"{self.n_captions} captions)")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if self.path is not None: state["images"] = None  # re-opened from path, not copied
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.images is None: self.images = np.load(self.path, mmap_mode="r")
+
 # %% ../nbs/13_data.ipynb #32ecc921
 NAN_CHECK_CHUNK_BYTES = 64 * 2**20
 
@@ -208,8 +232,8 @@ def _shape_fix(ims) -> str:
     if ims.ndim == 3 and ims.dtype.kind in "iub": return ": if these are the features, save them as float32, np.save(path, features.astype(np.float32))"
     return ": export them again in the precomp format"
 
-def _check_images(path) -> tuple[list[str], tuple | None]:
-    "Problems of one `{split}_ims.npy`, and its shape (n_images, n_regions, feat_dim) when it is usable."
+def _read_images(path) -> tuple[list[str], np.ndarray | None]:
+    "Problems of one `{split}_ims.npy`, and the array (memory-mapped, opened once) when it is usable."
     if not path.exists():
         return [f"{path.name} is missing in {path.parent}; put the split's region features there (float array [n_images, n_regions, feat_dim])."], None
     if not os.access(path, os.R_OK): return [_unreadable(path)], None
@@ -224,21 +248,22 @@ def _check_images(path) -> tuple[list[str], tuple | None]:
     bad = _first_nonfinite_cached(path, ims)
     if bad is not None:
         return [f"{path.name}: image {bad} (0-based) has NaN or inf features; export the features again, or replace "
-                "the values (np.nan_to_num) if they are known to be harmless."], tuple(ims.shape)
-    return [], tuple(ims.shape)
+                "the values (np.nan_to_num) if they are known to be harmless."], ims
+    return [], ims
 
-def _check_captions(path, n_images, ims_name) -> list[str]:
-    "Problems of one `{split}_caps.txt` (against `n_images` when known)."
+def _read_captions(path, n_images, ims_name) -> tuple[list[str], list[str] | None]:
+    "Problems of one `{split}_caps.txt` (against `n_images` when known), and its captions (read once) when it is usable."
     if not path.exists():
-        return [f"{path.name} is missing in {path.parent}; put the split's captions there, one per line, the k captions of image i on lines i*k+1 .. i*k+k."]
+        return [f"{path.name} is missing in {path.parent}; put the split's captions there, one per line, the k captions of image i on lines i*k+1 .. i*k+k."], None
     try: lines = _caption_lines(path)
-    except PermissionError: return [_unreadable(path)]
-    except OSError as e: return [f"{path.name} in {path.parent} cannot be read ({e.strerror}); copy the file there again."]
-    problems, empty, undecodable = [], [], []
+    except PermissionError: return [_unreadable(path)], None
+    except OSError as e: return [f"{path.name} in {path.parent} cannot be read ({e.strerror}); copy the file there again."], None
+    problems, empty, undecodable, captions = [], [], [], []
     for i, raw in enumerate(lines, start=1):
         try: text = raw.decode("utf-8")
         except UnicodeDecodeError: undecodable.append(i); continue
         if not text.strip(): empty.append(i)
+        captions.append(text.strip())
     if undecodable:
         problems.append(f"{path.name}: {_lines_are(undecodable)} not valid UTF-8; re-save the file with UTF-8 encoding.")
     if empty:
@@ -248,7 +273,17 @@ def _check_captions(path, n_images, ims_name) -> list[str]:
     elif n_images and len(lines) % n_images:
         problems.append(f"{path.name} has {len(lines)} lines for {n_images} images in {ims_name}, not a multiple; every image needs "
                         "the same number of captions (5 for COCO/F30K) on consecutive lines: add or remove captions to match.")
-    return problems
+    return problems, (None if problems else captions)
+
+def _read_scenes(folder, split, n_images, ims_name) -> tuple[list[str], list | None]:
+    "Problems of a `shapes` folder's `{split}_scenes.json` (one scene per image), and the scenes; `([], None)` without the file."
+    path = folder / f"{split}_scenes.json"
+    if not path.exists(): return [], None
+    try: scenes = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, OSError): scenes = None
+    if not isinstance(scenes, list) or len(scenes) != n_images:
+        return [f"{path.name} does not hold one scene per image of {ims_name} ({n_images}); delete it, or regenerate the dataset."], None
+    return [], scenes
 
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
 
@@ -273,83 +308,43 @@ def _feature_dims(shapes) -> str | None:
     return (f"the feature dimension differs between splits ({', '.join(f'{n}: {d}' for n, d in dims.items())}); every split "
             "must come from the same feature extractor: export them again with one.")
 
-def validate_precomp(folder, splits=("train", "dev", "test")) -> list[str]:
-    "Every problem of a precomp folder, each naming the file and the fix; [] when it is usable."
+def _open_precomp(folder, splits) -> tuple[dict, list[str]]:
+    "`({split: PrecompSplit}, problems)`: every file of `splits` read once, checked while it is read."
     folder = Path(folder)
-    if not folder.is_dir(): return [f"{folder} is not a folder; pass the folder that holds {PRECOMP_FILES}."]
-    if not os.access(folder, os.R_OK | os.X_OK): return [_unreadable(folder)]
+    if not folder.is_dir(): return {}, [f"{folder} is not a folder; pass the folder that holds {PRECOMP_FILES}."]
+    if not os.access(folder, os.R_OK | os.X_OK): return {}, [_unreadable(folder)]
     unpack = _not_unpacked(folder, splits)
-    if unpack: return [unpack]
-    problems, shapes = [], {}
+    if unpack: return {}, [unpack]
+    problems, opened, shapes = [], {}, {}
     for split in splits:
         ims_path = folder / f"{split}_ims.npy"
-        found, shape = _check_images(ims_path)
-        n_images = shape[0] if shape else None
-        if shape: shapes[ims_path.name] = shape
-        problems += found + _check_captions(folder / f"{split}_caps.txt", n_images, ims_path.name)
-        scenes = folder / f"{split}_scenes.json"
-        if n_images and scenes.exists():
-            try: n_scenes = len(json.loads(scenes.read_text(encoding="utf-8")))
-            except (ValueError, TypeError): n_scenes = None
-            if n_scenes != n_images:
-                problems.append(f"{scenes.name} does not hold one scene per image of {ims_path.name} ({n_images}); delete it, or regenerate the dataset.")
-    return problems + [p for p in [_feature_dims(shapes)] if p]
+        found, images = _read_images(ims_path)
+        n_images = len(images) if images is not None else None
+        if images is not None: shapes[ims_path.name] = tuple(images.shape)
+        caps_found, captions = _read_captions(folder / f"{split}_caps.txt", n_images, ims_path.name)
+        scenes_found, scenes = _read_scenes(folder, split, n_images, ims_path.name) if n_images else ([], None)
+        problems += found + caps_found + scenes_found
+        if not (found or caps_found or scenes_found): opened[split] = PrecompSplit(split, images, captions, scenes, ims_path)
+    problems += [p for p in [_feature_dims(shapes)] if p]
+    return ({} if problems else opened), problems
 
-def check_precomp(folder, splits=("train", "dev", "test")) -> Path:
-    "`folder` when `validate_precomp` finds nothing; otherwise a `KitError`: the one problem, or a list of them all."
-    problems = validate_precomp(folder, splits)
+def validate_precomp(folder, splits=("train", "dev", "test")) -> list[str]:
+    "Every problem of a precomp folder, each naming the file and the fix; [] when it is usable."
+    return _open_precomp(folder, splits)[1]
+
+def open_precomp(folder, splits=("train", "dev", "test")) -> dict:
+    """`{split: PrecompSplit}` of `folder`, each file read once and checked as it is read; a `KitError` that lists
+    every problem otherwise. This is the one way the kit opens a dataset: a run's check before work is this call."""
+    opened, problems = _open_precomp(folder, tuple(splits))
     if len(problems) == 1: raise KitError(f"{folder} is not a usable precomp folder: {problems[0]}")
     if problems:
         raise KitError(f"{folder} is not a usable precomp folder ({len(problems)} problems):\n- " + "\n- ".join(problems))
-    return Path(folder)
-
-# %% ../nbs/13_data.ipynb #224a1603
-class PrecompSplit:
-    "One split of a precomp folder: memory-mapped `images`, `captions`, and `scenes` when the folder has them."
-    def __init__(self, name: str, images: np.ndarray, captions: list[str], scenes: list | None = None, path=None):
-        self.name, self.images, self.captions, self.scenes, self.path = name, images, captions, scenes, path
-        if self.n_captions % self.n_images: raise ValueError("caption count must be a multiple of the image count")
-
-    n_images = property(lambda self: len(self.images), doc="Number of images.")
-    n_captions = property(lambda self: len(self.captions), doc="Number of captions.")
-    captions_per_image = property(lambda self: self.n_captions // self.n_images, doc="Captions per image (k).")
-
-    def __repr__(self):
-        return (f"PrecompSplit({self.name!r}: {self.n_images} images x {self.images.shape[1]} regions x {self.images.shape[2]}, "
-                f"{self.n_captions} captions)")
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        if self.path is not None: state["images"] = None  # re-opened from path, not copied
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        if self.images is None: self.images = np.load(self.path, mmap_mode="r")
+    return opened
 
 # %% ../nbs/13_data.ipynb #01229a75
 def load_split(folder, split) -> PrecompSplit:
-    "Open `{split}_ims.npy` memory-mapped and read `{split}_caps.txt` (and `{split}_scenes.json` if present)."
-    folder = Path(folder)
-    ims_path, caps_path = folder / f"{split}_ims.npy", folder / f"{split}_caps.txt"
-    for p in (ims_path, caps_path):
-        if not p.exists(): raise KitError(f"{p.name} is missing in {folder}; run check_precomp({str(folder)!r}) to see what the folder needs.")
-    try: images = np.load(ims_path, mmap_mode="r", allow_pickle=False)
-    except PermissionError: raise KitError(_unreadable(ims_path)) from None
-    except (ValueError, OSError, EOFError) as e: raise KitError(f"{ims_path} is not a readable .npy array ({e}); download or export it again.") from None
-    if images.ndim != 3 or images.dtype.kind != "f" or len(images) == 0:
-        raise KitError(f"{ims_path.name} holds a {images.ndim}-D {images.dtype} array of shape {tuple(images.shape)}; "
-                       "features must be a non-empty 3-D float array [n_images, n_regions, feat_dim].")
-    try: lines = _caption_lines(caps_path)
-    except OSError: raise KitError(_unreadable(caps_path)) from None
-    captions = []
-    for i, raw in enumerate(lines, start=1):
-        try: captions.append(raw.decode("utf-8").strip())
-        except UnicodeDecodeError: raise KitError(f"{caps_path.name}: line {i} is not valid UTF-8; re-save the file with UTF-8 encoding.") from None
-    if not captions or len(captions) % len(images):
-        raise KitError(f"{caps_path.name} has {len(captions)} lines for {len(images)} images in {ims_path.name}, not a multiple; "
-                       "every image needs the same number of captions on consecutive lines.")
-    return PrecompSplit(split, images, captions, load_scenes(folder, split), ims_path)
+    "One split of `folder`, opened and checked by `open_precomp`."
+    return open_precomp(folder, (split,))[split]
 
 # %% ../nbs/13_data.ipynb #72eae104
 def _head(self: PrecompSplit, n_images: int) -> PrecompSplit:

@@ -4,7 +4,8 @@
 
 # %% ../nbs/25_evaluation.ipynb #8346040a
 from __future__ import annotations
-import json, time
+import time
+from typing import NamedTuple
 from datetime import datetime
 from pathlib import Path
 
@@ -12,18 +13,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .core import KitError, save_json, save_npy, resolve_device, use_amp
+from .core import KitError, resolve_device, use_amp
 from .config import make_config
-from .data import resolve_dataset, check_precomp, load_split
-from .metrics import retrieval_metrics, coco_1k_metrics, METRIC_KEYS
+from .data import resolve_dataset, open_precomp
+from .metrics import retrieval_metrics, coco_1k_metrics
 from .rundir import RunDir, EvalDir, EVAL_BRANCH, open_run
 from .scenarios import encode_split
 import dbl_kit.interaction   # registers the interaction backbones, so their checkpoints rebuild
 
 # %% auto #0
-__all__ = ['ECCV_MISSING', 'ECCV_SHAPE', 'protocol_metrics', 'main_protocol', 'eccv_annotations', 'ranked_hits',
-           'first_hit_ranks', 'ranked_metrics', 'eccv_metrics', 'run_similarities', 'ensemble', 'evaluate_runs',
-           'format_eval']
+__all__ = ['ECCV_MISSING', 'ECCV_SHAPE', 'protocol_metrics', 'main_protocol', 'Scores', 'evaluate_model', 'eccv_annotations',
+           'ranked_hits', 'first_hit_ranks', 'ranked_metrics', 'eccv_metrics', 'run_similarities', 'ensemble',
+           'evaluate_runs', 'format_eval']
 
 # %% ../nbs/25_evaluation.ipynb #cb624ce0
 def protocol_metrics(sims, split: str, captions_per_image: int = 5) -> dict:
@@ -37,6 +38,35 @@ def protocol_metrics(sims, split: str, captions_per_image: int = 5) -> dict:
 def main_protocol(protocols: dict) -> str:
     "The protocol of the whole matrix (`coco_5k` or `all`): what an evaluation folder's `branches` entry holds."
     return "coco_5k" if "coco_5k" in protocols else "all"
+
+# %% ../nbs/25_evaluation.ipynb #5e0a1c12
+class Scores(NamedTuple):
+    "What `evaluate_model` returns: metrics per protocol, the [n_images, n_captions] float32 CPU matrix, the encodings."
+    metrics: dict
+    sims: torch.Tensor
+    images: object
+    captions: object
+    @property
+    def main(self) -> dict:
+        "The metrics of the whole matrix (`all`, or `coco_5k` on `testall`)."
+        return self.metrics[main_protocol(self.metrics)]
+
+@torch.no_grad()
+def evaluate_model(model, split, vocab, device, amp: bool = False, batch_size: int = 512, head: int | None = None,
+                   progress: str | None = None) -> Scores:
+    """Score `model` on `split` (a `PrecompSplit`; its first `head` images with `head`): encodings, the similarity of
+    every image-caption pair, and the metrics of every protocol of the split. `progress`: a description for the bars."""
+    split = split.head(head) if head else split
+    device = torch.device(device)
+    if hasattr(model, "show_progress"): model.show_progress = progress is not None   # a long similarity pass shows a bar
+    was_training = model.training
+    model.eval()                       # the head too: no dropout, no batch statistics
+    try:
+        img, cap = encode_split(model, split, vocab, device, int(batch_size), amp=amp, progress=progress)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            sims = model.similarity(img, cap).float().cpu()
+    finally: model.train(was_training)
+    return Scores(protocol_metrics(sims, split.name, split.captions_per_image), sims, img, cap)
 
 # %% ../nbs/25_evaluation.ipynb #a4f6a667
 ECCV_MISSING = ("ECCV Caption and CxC metrics need the eccv-caption package, which ships their annotations; install it "
@@ -141,12 +171,10 @@ def run_similarities(run, split, device, branch=None, amp="auto", batch_size=Non
         raise KitError(f"{run.path} ({branch}) was trained on {feat_dim}-dimensional region features, but the {split.name} "
                        f"split has {split.images.shape[-1]}; evaluate it on a dataset with the features it was trained on.")
     if sim_budget_mb is not None and hasattr(model, "sim_budget_mb"): model.sim_budget_mb = float(sim_budget_mb)
-    if hasattr(model, "show_progress"): model.show_progress = bool(progress)
     on = use_amp(run.config.get("amp", "auto") if amp is None else amp, device)
-    img, cap = encode_split(model, split, run.vocab(), device, int(batch_size or run.config.get("eval_batch_size", 512)), amp=on)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on):
-        sims = model.similarity(img, cap)
-    return sims.float().cpu().numpy()
+    scores = evaluate_model(model, split, run.vocab(), device, on, int(batch_size or run.config.get("eval_batch_size", 512)),
+                            progress=f"{branch} {split.name}" if progress else None)
+    return scores.sims.numpy()
 
 # %% ../nbs/25_evaluation.ipynb #e676c0c5
 def ensemble(matrices, weights=None) -> np.ndarray:
@@ -197,8 +225,7 @@ def evaluate_runs(runs=(), dataset=None, split="test", out=None, weights=None, s
     if threads: torch.set_num_threads(int(threads))
     dev = resolve_device(cfg.device)
     folder = resolve_dataset(cfg.dataset, cfg.data_path)
-    check_precomp(folder, splits=(split,))
-    part = load_split(folder, split)
+    part = open_precomp(folder, (split,))[split]
     t0 = time.time()
     members, matrices = [], []
     for run in opened:
@@ -230,12 +257,11 @@ def evaluate_runs(runs=(), dataset=None, split="test", out=None, weights=None, s
                Path(cfg.runs_path) / f"eval-{name}-{split}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     out = Path(out)
     margin = opened[0].margin if opened else 0.2
-    save_json(out / "config.json", {"kind": "eval", "branches": [EVAL_BRANCH], "target": EVAL_BRANCH, "anchor": None,
-                                    "dataset": str(cfg.dataset), "data_path": cfg.data_path, "split": split, "margin": margin,
-                                    "members": [{k: v for k, v in m.items() if k != "metrics"} for m in members],
-                                    "device_used": str(dev), "created": datetime.now().isoformat(timespec="seconds")})
-    save_npy(out / "sims.npy", np.asarray(matrix, dtype=np.float32))
-    save_json(out / "metrics.json", result)               # last: its presence marks a finished evaluation
+    EvalDir.write(out, {"branches": [EVAL_BRANCH], "target": EVAL_BRANCH, "anchor": None,
+                        "dataset": str(cfg.dataset), "data_path": cfg.data_path, "split": split, "margin": margin,
+                        "members": [{k: v for k, v in m.items() if k != "metrics"} for m in members],
+                        "device_used": str(dev), "amp": amp, "threads_used": torch.get_num_threads(),
+                        "created": datetime.now().isoformat(timespec="seconds")}, matrix, result)
     result["out"] = str(out)
     if progress: tqdm.write(format_eval(result) + f"\n-> {out}")
     return result

@@ -11,12 +11,11 @@ import torch
 
 from .config import read_settings
 from .core import KitError
-from .data import Vocab, load_split, resolve_dataset
-from .metrics import retrieval_metrics
+from .data import Vocab, open_precomp, resolve_dataset
+from .evaluation import evaluate_model
 from .models import rebuild_model
-from . import interaction   # registers the interaction backbones
-from .rundir import FORMAT_VERSION, RunDir, file_digest
-from .scenarios import encode_split
+from . import interaction   # registers the interaction backbones  # noqa: F401
+from .rundir import RunDir
 
 # %% auto #0
 __all__ = ['ALLOWED_GLOBALS', 'PARTS', 'BRANCHES', 'KEY_MAPS', 'DATASETS', 'checkpoint_format', 'read_checkpoint',
@@ -238,15 +237,13 @@ def evaluate_run(run_dir, dataset=None, data_path=None, device="cpu", batch_size
     if not dataset: raise KitError(f"{run.path} records no dataset; pass dataset='f30k', 'coco' or a precomp folder.")
     folder = resolve_dataset(dataset, data_path or read_settings()["data_path"])
     branch = run.target
+    splits = open_precomp(folder, ("dev", "test"))
     model, _ = run.load_model(branch, device=device)
     results = {}
-    for split in ("dev", "test"):
-        part = load_split(folder, split)
-        with torch.no_grad():
-            img, cap = encode_split(model, part, run.vocab(), torch.device(device), batch_size)
-            sims = model.similarity(img, cap).float().cpu()
-        run.save_sims(branch, split, sims.numpy())
-        results[split] = retrieval_metrics(sims, part.captions_per_image)
+    for split in ("dev", "test"):                            # the kit's one evaluation (dbl_kit.evaluation)
+        scores = evaluate_model(model, splits[split], run.vocab(), device, batch_size=batch_size)
+        run.save_sims(branch, split, scores.sims.numpy())
+        results[split] = scores.main
     metrics = {"target": branch, "anchor": None, "dataset": dataset, "split": "test", "branches": {branch: results["test"]},
                "best_dev": {branch: results["dev"]}, "imported": True}
     run.write_metrics(metrics)

@@ -339,6 +339,16 @@ class EvalDir(RunDir):
         return self._cache[key]
     def available_splits(self): return [self.split] if (self.path / "sims.npy").is_file() else []
     def history(self) -> list[dict]: return []
+
+    @classmethod
+    def write(cls, out, config: dict, sims, metrics: dict) -> "EvalDir":
+        "Write the evaluation folder `out`: `config.json`, `sims.npy` (float32), and `metrics.json` last (it marks it finished)."
+        ev = cls(out, _new=True)
+        ev.path.mkdir(parents=True, exist_ok=True)
+        ev.write_config({**config, "kind": "eval"})
+        save_npy(ev.path / "sims.npy", np.asarray(sims, dtype=np.float32))
+        ev.write_metrics(metrics)
+        return ev
     def status(self) -> str:
         if not self.finished: return "not finished: no metrics.json (the evaluation was stopped)"
         m = self.metrics
@@ -379,17 +389,28 @@ def load_tensors(path, expected: dict | None, fix: str) -> dict:
         raise KitError(f"{path} is not a readable safetensors file ({e}); {fix}.") from None
 
 # %% ../nbs/12_rundir.ipynb #9f622748
-def checkpoint_path(source, branch=None) -> Path:
-    "The `.safetensors` file named by a run directory (+ branch, default: its target) or by a file path."
-    p = Path(source)
+_WHERE = "pass a finished run directory (runs_path/<run>) or one of its <branch>.safetensors files"
+
+def checkpoint_path(source, branch=None, what: str = "checkpoint") -> Path:
+    """The `.safetensors` file named by a run directory (+ `branch`, default: its target) or by a file path: the kit's
+    one checkpoint resolver. `what` names the parameter in its messages (`anchor_ckpt`, ...)."""
+    p, name = Path(source).expanduser(), f"{what}={str(source)!r}"
+    if not p.exists(): raise KitError(f"{name} does not exist; {_WHERE}.")
     if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise KitError(f"{name} is a folder but not a run directory (it has no config.json); {_WHERE}.")
         if branch is None:
-            if not (p / "metrics.json").exists():
-                raise KitError(f"{p} has no metrics.json, so its target branch is unknown; pass branch=... or a .safetensors file.")
-            branch = load_json(p / "metrics.json")["target"]
+            if not (p / "metrics.json").is_file():
+                have = ", ".join(sorted(f.name for f in p.glob("*.safetensors"))) or "none yet"
+                raise KitError(f"{name} is a run that did not finish (no metrics.json), so its target branch is unknown; "
+                               f"pass one of its checkpoints ({have}) or let the run finish.")
+            metrics = load_json(p / "metrics.json")
+            branch = metrics.get("target") if isinstance(metrics, dict) else None
         p = p / f"{branch}.safetensors"
-    if p.suffix != ".safetensors" or not p.exists():
-        raise KitError(f"Checkpoint {p} not found; pass a run directory or a <branch>.safetensors file written by dbl_kit.train.")
+        if not p.is_file():
+            raise KitError(f"{name}: its checkpoint {p.name} is missing; copy it back from the run that wrote it, or train again.")
+    elif p.suffix != ".safetensors":
+        raise KitError(f"{name} is not a .safetensors checkpoint; {_WHERE}.")
     return p
 
 def checkpoint_info(path, fix: str) -> tuple[dict, dict]:

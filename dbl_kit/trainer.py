@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_trainer.ipynb #d07d9cdc
 from __future__ import annotations
-import math, random, time, warnings
+import math, time, warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,32 +14,28 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-import dbl_kit
 from .core import KitError, SCENARIOS, SPLITS, seed_everything, resolve_device, use_amp
 from .config import PARAMS, make_config
-from .data import resolve_dataset, check_precomp, load_split, Vocab, CaptionDataset, collate_pairs
+from .data import resolve_dataset, open_precomp, Vocab, CaptionDataset, collate_pairs
 from .models import build_model
-from .metrics import retrieval_metrics, coco_1k_metrics
-from .rundir import RunDir, default_run_name, checkpoint_path, load_model
-from .scenarios import Stage, encode_split
+from .rundir import RunDir, default_run_name, checkpoint_path
+from .scenarios import Stage
+from .evaluation import evaluate_model, Scores
 from .validate import anchor_settings, validate_run
 from .distributed import Dist, init_distributed
 from .runtime import set_threads, progress, StopRequest, Interrupted, Scalars, tensorboard_wanted
 
 # %% auto #0
-__all__ = ['RESUME_RUNTIME', 'prepare_data', 'prepare_vocab', 'EpochBatches', 'RunContext', 'evaluate', 'train_step',
-           'distribute', 'fit', 'save_state', 'restore_state', 'TrainResult', 'train', 'run_stages', 'resume',
-           'finish_run']
+__all__ = ['RESUME_RUNTIME', 'prepare_data', 'prepare_vocab', 'counter_seed', 'EpochBatches', 'RunContext', 'evaluate',
+           'train_step', 'distribute', 'Position', 'start_epoch', 'add_losses', 'log_step', 'end_epoch', 'fit',
+           'save_state', 'restore_state', 'TrainResult', 'train', 'run_stages', 'resume', 'finish_run']
 
 # %% ../nbs/06_trainer.ipynb #98f750f2
-def prepare_data(cfg, checked: bool = False):
-    """Resolve, validate and open the train/dev/test splits of `cfg.dataset`: `(folder, {split: PrecompSplit})`.
-    `checked`: `validate_run` has already checked the files (the checks scan every feature for NaN; once is enough)."""
+def prepare_data(cfg, splits: dict | None = None):
+    """`(folder, {split: PrecompSplit})` of `cfg.dataset`: `splits` as `validate_run` opened them, else opened here
+    (checked while read, by `open_precomp`)."""
     folder = resolve_dataset(cfg.dataset, cfg.data_path)
-    if not checked: check_precomp(folder, splits=SPLITS)
-    splits = {s: load_split(folder, s) for s in SPLITS}
-    if cfg.get("dev_images"): splits["dev"] = splits["dev"].head(cfg["dev_images"])   # the published code: the first 1,000
-    return folder, splits
+    return folder, (splits if splits is not None else open_precomp(folder, SPLITS))
 
 def prepare_vocab(cfg, train_split, anchor_dir=None):
     "The vocabulary: `vocab_path` if given, else the anchor run's (`anchor_ckpt`), else built from training captions."
@@ -48,35 +44,35 @@ def prepare_vocab(cfg, train_split, anchor_dir=None):
     return Vocab.build(train_split.captions, min_count=cfg.vocab_min_count, mask=cfg.caption_aug > 0)
 
 # %% ../nbs/06_trainer.ipynb #de2fbd2f
+def counter_seed(*counters: int) -> int:
+    "A 63-bit seed that depends on every counter and their order (numpy's `SeedSequence` hash)."
+    return int(np.random.SeedSequence([int(c) for c in counters]).generate_state(2, np.uint32).astype(np.uint64) @ [1 << 31, 1])
+
 class EpochBatches(Sampler):
-    """Shuffled batches of `range(n)`, one permutation per epoch from a generator seeded with `seed`; resumable mid-epoch.
-    With `world` > 1 ranks, rank `rank` gets a contiguous part of every batch (the parts, in rank order, are the batch)."""
+    "Shuffled batches of `range(n)`: epoch `epoch`'s order from `(seed, epoch)`, starting at batch `skip` (`set_position`)."
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        self.n, self.batch_size, self.rank, self.world = int(n), int(batch_size), int(rank), int(world)
+        self.n, self.batch_size, self.seed, self.rank, self.world = int(n), int(batch_size), int(seed), int(rank), int(world)
         last = self.n % self.batch_size
         if world > 1 and (0 < last < world or self.batch_size < world):
             raise KitError(f"batch_size={batch_size} over {n} training captions leaves a batch of {last or batch_size} "
                            f"captions, fewer than the {world} ranks; change batch_size or max_train_captions.")
-        self.generator = torch.Generator().manual_seed(int(seed))
-        self.epoch_start, self.skip = self.generator.get_state(), 0
+        self.epoch, self.skip = 1, 0
     def __len__(self): return math.ceil(self.n / self.batch_size)
+    def set_position(self, epoch: int, skip: int = 0):
+        "The next iteration yields epoch `epoch`'s batches from batch `skip` on."
+        self.epoch, self.skip = int(epoch), int(skip)
+    def order(self, epoch: int) -> list[int]:
+        "The permutation of epoch `epoch`."
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(counter_seed(self.seed, epoch))).tolist()
     def __iter__(self):
-        self.epoch_start = self.generator.get_state()
-        for _ in range(2):   # the worker seeds of the two iterators tqdm.auto made of the kit's earlier loader per epoch
-            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
-        order = torch.randperm(self.n, generator=self.generator).tolist()
-        torch.randperm(self.n, generator=self.generator)   # RandomSampler draws (and drops) one more at the epoch's end
-        skip, self.skip = self.skip, 0
-        for start in range((skip * self.batch_size), self.n, self.batch_size):
+        order = self.order(self.epoch)
+        for start in range(self.skip * self.batch_size, self.n, self.batch_size):
             batch = order[start:start + self.batch_size]
             if self.world > 1:   # np.array_split's parts: the first len % world ranks get one more
                 size, extra = divmod(len(batch), self.world)
                 lo = self.rank * size + min(self.rank, extra)
                 batch = batch[lo:lo + size + (self.rank < extra)]
             yield batch
-    def restore(self, epoch_start: torch.Tensor, skip: int):
-        "Make the next epoch the one that started in state `epoch_start`, from its batch `skip`."
-        self.generator.set_state(epoch_start.clone()); self.skip = int(skip)
 
 # %% ../nbs/06_trainer.ipynb #045b3edf
 @dataclass
@@ -120,7 +116,7 @@ class RunContext:
         return build_model(self.cfg, len(self.vocab), self.feat_dim, self.n_regions).to(self.device)
 
     def loader(self, seed: int):
-        "The training loader, shuffled (and its captions augmented, with `caption_aug`) by `seed`; resumable mid-epoch."
+        "The training loader: batch order and caption augmentation (`caption_aug`) from `seed` and the epoch (`EpochBatches`)."
         ds = CaptionDataset(self.splits["train"], self.vocab, max_captions=self.cfg.max_train_captions,
                             augment=self.cfg.caption_aug, seed=seed)
         batches = EpochBatches(len(ds), self.cfg.batch_size, seed, self.dist.rank, self.dist.world)
@@ -129,19 +125,10 @@ class RunContext:
                           generator=torch.Generator().manual_seed(seed))   # worker seeds only; never the global RNG
 
 # %% ../nbs/06_trainer.ipynb #20423ef8
-@torch.no_grad()
-def evaluate(model, split, ctx: RunContext, desc: str | None = None):
-    "`(metrics, sims [n_images, n_captions] float32 cpu, image encodings, caption encodings)` of `model` on `split`."
-    if hasattr(model, "show_progress"): model.show_progress = bool(ctx.cfg.progress)   # a long similarity pass may show a bar
-    was_training = model.training
-    model.eval()                       # the head too: no dropout, and no gradient checkpointing in the similarity engine
-    try:
-        img, cap = encode_split(model, split, ctx.vocab, ctx.device, ctx.cfg.eval_batch_size, amp=ctx.amp,
-                                progress=desc if ctx.cfg.progress and ctx.dist.main else None)
-        with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=ctx.amp):
-            sims = model.similarity(img, cap).float().cpu()
-    finally: model.train(was_training)
-    return retrieval_metrics(sims, split.captions_per_image), sims, img, cap
+def evaluate(model, split, ctx: RunContext, desc: str | None = None, head: int | None = None) -> Scores:
+    "`evaluate_model` of `model` on `split` with the run's vocabulary, device, autocast and batch size (`Scores`)."
+    return evaluate_model(model, split, ctx.vocab, ctx.device, ctx.amp, ctx.cfg.eval_batch_size, head=head,
+                          progress=desc if ctx.cfg.progress and ctx.dist.main else None)
 
 # %% ../nbs/06_trainer.ipynb #bec6f812
 def train_step(scenario, batch, ctx: RunContext, step, total_steps) -> dict:
@@ -164,90 +151,98 @@ def distribute(scenario, ctx: RunContext):
     scenario.gather = ctx.dist.gather
     for b in scenario.learning: b.encode = ctx.dist.wrap(b.model, ctx.device) if ctx.dist.world > 1 else None
 
-def fit(stage: Stage, ctx: RunContext, index: int = 0, position: dict | None = None):
-    """Train stage number `index`; updates `ctx.best` ({branch: best dev rSum}), writes history lines, checkpoints and
-    training states. `position` (from `restore_state`) continues the stage where a saved state left it."""
-    scenario, cfg, epochs = stage.scenario, ctx.cfg, stage.epochs
+@dataclass
+class Position:
+    "Where a stage stands: the epoch in training, its batches done (`skip`), steps done, its loss sums, frozen branches already scored."
+    epoch: int = 1
+    skip: int = 0
+    step: int = 0
+    sums: dict = field(default_factory=dict)        # {(branch, term): summed loss on the device}
+    static_done: set = field(default_factory=set)   # frozen branches (an offline anchor) are evaluated once
+
+def start_epoch(stage: Stage, loader, pos: Position, cfg):
+    "Position the batch order and caption augmentation on `pos`; hardest negatives (`cfg.max_violation`) after the warm-up."
+    loader.batch_sampler.set_position(pos.epoch, pos.skip)
+    loader.dataset.set_epoch(pos.epoch)
+    stage.scenario.train()
+    stage.scenario.max_violation = cfg.max_violation and pos.epoch > stage.warmup
+
+def add_losses(pos: Position, terms: dict):
+    "Add a step's loss terms to the epoch's sums, on the device (no host sync per step)."
+    for name, t in terms.items():
+        for k, v in t.items():
+            pos.sums[(name, k)] = pos.sums.get((name, k), 0) + v.detach().float()
+
+def log_step(ctx: RunContext, terms: dict, step: int):
+    "The step's loss terms to TensorBoard every `ctx.scalars.every` steps (nothing without TensorBoard)."
+    if ctx.scalars.writer is not None and (ctx.step_offset + step) % ctx.scalars.every == 0:
+        for name, t in terms.items(): ctx.scalars.add_many(f"loss/{name}", {k: v.item() for k, v in t.items()}, ctx.step_offset + step)
+
+def end_epoch(stage: Stage, ctx: RunContext, pos: Position, batches: int, seconds: float):
+    "Step the schedules; evaluate every branch on dev (rank 0), write its history line, checkpoint it if it improved."
+    scenario, cfg, rsums = stage.scenario, ctx.cfg, {}
+    lrs = {b.name: b.optimizer.param_groups[0]["lr"] for b in scenario.learning}
+    for b in scenario.learning: b.scheduler.step()
+    for b in scenario.branches:
+        if b.name in pos.static_done or not ctx.dist.main: continue
+        loss = {k: pos.sums[(b.name, k)].item() / batches for k in ("total", "base", "transfer") if (b.name, k) in pos.sums}
+        if loss and not math.isfinite(loss["total"]):
+            raise KitError(f"Training diverged: branch {b.name}'s loss is {loss['total']} in epoch {pos.epoch}; "
+                           f"lower lr (now {cfg.lr}) or alpha (now {cfg.alpha}).")
+        m = evaluate(b.model, ctx.splits["dev"], ctx, desc=f"{b.name} dev evaluation", head=cfg.dev_images).main
+        ctx.scalars.add_many(f"dev/{b.name}", m, ctx.step_offset + pos.step)
+        if b.name in lrs: ctx.scalars.add(f"lr/{b.name}", lrs[b.name], ctx.step_offset + pos.step)
+        ctx.run.append_history({"epoch": pos.epoch, "step": pos.step, "stage": stage.name, "branch": b.name, "split": "dev",
+                                **m, "loss": loss, "lr": lrs.get(b.name), "seconds": round(seconds, 3)})
+        ctx.history_lines += 1
+        rsums[b.name] = m["rsum"]
+        if m["rsum"] > ctx.best.get(b.name, -1.0):
+            ctx.best[b.name] = m["rsum"]
+            ctx.run.save_checkpoint(b.name, b.model, epoch=pos.epoch, stage=stage.name, dev_rsum=m["rsum"], vocab_size=len(ctx.vocab))
+        if b.static: pos.static_done.add(b.name)
+    ctx.scalars.flush()
+    ctx.dist.barrier()                                     # the others wait for rank 0's evaluation and files
+    if cfg.progress and ctx.dist.main:
+        tqdm.write(f"{stage.name} epoch {pos.epoch}/{stage.epochs} ({seconds:.0f}s) dev rSum: " +
+                   ", ".join(f"{n} {r:.1f}" for n, r in rsums.items()))
+
+def fit(stage: Stage, ctx: RunContext, index: int = 0, pos: Position | None = None):
+    "Train stage number `index` from `pos` (a restored `Position`; None: its start): the whole loop, every step visible."
+    scenario, pos = stage.scenario, pos or Position()
     loader = ctx.loader(stage.seed)
-    batches = loader.batch_sampler
-    total_steps = epochs * len(loader)
-    first_epoch, step, skip, static_done, sums_so_far = 1, 0, 0, set(), {}   # static: frozen, evaluated once
+    total_steps = stage.epochs * len(loader)
     distribute(scenario, ctx)
-    if ctx.dist.world > 1 and position is None: torch.manual_seed(torch.initial_seed() + ctx.dist.rank)  # own dropout masks
-    if position is not None:
-        first_epoch, step, skip = position["epoch"], position["step"], position["skip"]
-        static_done, sums_so_far = set(position["static_done"]), position["sums"]
-        batches.restore(position["epoch_start"], skip)
-    for epoch in range(first_epoch, epochs + 1):
-        loader.dataset.set_epoch(epoch)   # caption augmentation draws per (seed, epoch, caption)
-        scenario.train()
-        scenario.max_violation = cfg.max_violation and epoch > stage.warmup
-        sums, t0 = defaultdict(lambda: torch.zeros((), device=ctx.device), sums_so_far), time.time()
-        bar = progress(loader, desc=f"{stage.name} epoch {epoch}/{epochs}", total=len(loader), initial=skip, delay=0,
-                       enabled=cfg.progress and ctx.dist.main)
+    while pos.epoch <= stage.epochs:
+        start_epoch(stage, loader, pos, ctx.cfg)
+        t0 = time.time()
+        bar = progress(loader, desc=f"{stage.name} epoch {pos.epoch}/{stage.epochs}", total=len(loader), initial=pos.skip,
+                       delay=0, enabled=ctx.cfg.progress and ctx.dist.main)
         for batch in bar:
-            terms = train_step(scenario, batch, ctx, step, total_steps)
-            step, skip = step + 1, skip + 1
-            for name, t in terms.items():   # summed on the device: no host sync per step
-                for k, v in t.items(): sums[(name, k)] += v.detach().float()
-            if ctx.scalars.writer is not None and (ctx.step_offset + step) % ctx.scalars.every == 0:
-                for name, t in terms.items(): ctx.scalars.add_many(f"loss/{name}", {k: v.item() for k, v in t.items()}, ctx.step_offset + step)
-            if ctx.dist.any(ctx.stop.requested) if ctx.dist.world > 1 else ctx.stop.requested:   # Ctrl-C: stop between steps
+            torch.manual_seed(counter_seed(stage.seed, pos.step, ctx.dist.rank))   # this step's dropout and region drops
+            terms = train_step(scenario, batch, ctx, pos.step, total_steps)
+            pos.step, pos.skip = pos.step + 1, pos.skip + 1
+            add_losses(pos, terms)
+            log_step(ctx, terms, pos.step)
+            if ctx.dist.any(ctx.stop.requested):          # Ctrl-C: every rank stops after this step
                 if hasattr(bar, "close"): bar.close()
-                save_state(ctx, index, stage, dict(epoch=epoch, skip=skip, step=step, epoch_start=batches.epoch_start,
-                                                   sums=sums, static_done=static_done))
+                save_state(ctx, index, stage, pos)
                 raise Interrupted(ctx.run.path)
-            if skip < len(loader) and ctx.state_due(skip):
-                save_state(ctx, index, stage, dict(epoch=epoch, skip=skip, step=step, epoch_start=batches.epoch_start,
-                                                   sums=sums, static_done=static_done))
-        skip, sums_so_far = 0, {}
-        lrs = {b.name: b.optimizer.param_groups[0]["lr"] for b in scenario.learning}
-        for b in scenario.learning: b.scheduler.step()
-        seconds, rsums = time.time() - t0, {}
-        for b in scenario.branches:
-            if b.name in static_done or not ctx.dist.main: continue     # rank 0 evaluates and writes
-            loss_terms = {k: sums[(b.name, k)].item() / len(loader) for k in ("total", "base", "transfer") if (b.name, k) in sums}
-            if loss_terms and not math.isfinite(loss_terms["total"]):
-                raise KitError(f"Training diverged: branch {b.name}'s loss is {loss_terms['total']} in epoch {epoch}; "
-                               f"lower lr (now {cfg.lr}) or alpha (now {cfg.alpha}).")
-            m, *_ = evaluate(b.model, ctx.splits["dev"], ctx, desc=f"{b.name} dev evaluation")
-            ctx.scalars.add_many(f"dev/{b.name}", m, ctx.step_offset + step)
-            if b.name in lrs: ctx.scalars.add(f"lr/{b.name}", lrs[b.name], ctx.step_offset + step)
-            ctx.run.append_history({"epoch": epoch, "step": step, "stage": stage.name, "branch": b.name, "split": "dev",
-                                    **m, "loss": loss_terms, "lr": lrs.get(b.name), "seconds": round(seconds, 3)})
-            ctx.history_lines += 1
-            rsums[b.name] = m["rsum"]
-            if m["rsum"] > ctx.best.get(b.name, -1.0):
-                ctx.best[b.name] = m["rsum"]
-                ctx.run.save_checkpoint(b.name, b.model, epoch=epoch, stage=stage.name, dev_rsum=m["rsum"], vocab_size=len(ctx.vocab))
-            if b.static: static_done.add(b.name)
-        save_state(ctx, index, stage, dict(epoch=epoch + 1, skip=0, step=step, epoch_start=batches.generator.get_state(),
-                                           sums={}, static_done=static_done))
-        ctx.scalars.flush()
-        ctx.dist.barrier()                                     # the others wait for rank 0's evaluation and files
-        if cfg.progress and ctx.dist.main:
-            tqdm.write(f"{stage.name} epoch {epoch}/{epochs} ({seconds:.0f}s) dev rSum: " +
-                       ", ".join(f"{n} {r:.1f}" for n, r in rsums.items()))
+            if pos.skip < len(loader) and ctx.state_due(pos.skip): save_state(ctx, index, stage, pos)
+        end_epoch(stage, ctx, pos, len(loader), time.time() - t0)
+        pos.epoch, pos.skip, pos.sums = pos.epoch + 1, 0, {}
+        save_state(ctx, index, stage, pos)
         if ctx.stop.requested: raise Interrupted(ctx.run.path)   # Ctrl-C during the evaluation: the epoch's state is saved
     ctx.step_offset += total_steps
 
 # %% ../nbs/06_trainer.ipynb #2ca898db
-def save_state(ctx: RunContext, index: int, stage: Stage, position: dict):
-    "Write the training state of stage number `index` at `position` (epoch, skip, step, epoch_start, sums, static_done)."
-    scenario = stage.scenario
-    np_state = np.random.get_state()
-    tensors = {"rng/torch": torch.get_rng_state(), "loader/epoch_start": position["epoch_start"],
-               "rng/numpy": torch.from_numpy(np_state[1].astype(np.int64))}
-    for rank, rng in enumerate(ctx.dist.all_objects(torch.get_rng_state())[1:], 1): tensors[f"rng/torch_rank{rank}"] = rng
-    if torch.cuda.is_available():
-        for i, st in enumerate(torch.cuda.get_rng_state_all()): tensors[f"rng/cuda{i}"] = st
-    tensors.update({f"sums/{name}/{k}": v for (name, k), v in position["sums"].items()})
-    meta = {"stage_index": index, "stage": stage.name, "epoch": position["epoch"], "skip": position["skip"],
-            "step": position["step"], "static_done": sorted(position["static_done"]), "best": ctx.best,
-            "history_lines": ctx.history_lines, "train_seconds": ctx.train_seconds(),
-            "threads": torch.get_num_threads(), "step_offset": ctx.step_offset,
-            "rng_python": random.getstate(), "rng_numpy": [np_state[0], *np_state[2:]], "optimizers": {}, "schedulers": {}}
-    for b in scenario.branches:
+def save_state(ctx: RunContext, index: int, stage: Stage, pos: Position):
+    "Write the training state of stage number `index` at `pos`: weights, optimizers, schedules, position, best scores."
+    tensors = {f"sums/{name}/{k}": v for (name, k), v in pos.sums.items()}
+    meta = {"stage_index": index, "stage": stage.name, "epoch": pos.epoch, "skip": pos.skip, "step": pos.step,
+            "static_done": sorted(pos.static_done), "best": ctx.best, "history_lines": ctx.history_lines,
+            "train_seconds": ctx.train_seconds(), "threads": torch.get_num_threads(), "step_offset": ctx.step_offset,
+            "optimizers": {}, "schedulers": {}}
+    for b in stage.scenario.branches:
         tensors.update({f"model/{b.name}/{k}": v for k, v in b.model.state_dict().items()})
         if b.learns:
             opt = b.optimizer.state_dict()
@@ -258,8 +253,8 @@ def save_state(ctx: RunContext, index: int, stage: Stage, position: dict):
     ctx.run.save_state(tensors, meta)
     ctx.last_state = time.time()
 
-def restore_state(ctx: RunContext, stage: Stage, tensors: dict, meta: dict) -> dict:
-    "Load a saved training state into `stage` (built afresh) and the generators; the position for `fit`."
+def restore_state(ctx: RunContext, stage: Stage, tensors: dict, meta: dict) -> Position:
+    "Load a saved training state into `stage` (built afresh); the `Position` for `fit` to continue from."
     def part(prefix): return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     for b in stage.scenario.branches:
         b.model.load_state_dict(part(f"model/{b.name}/"))
@@ -269,18 +264,10 @@ def restore_state(ctx: RunContext, stage: Stage, tensors: dict, meta: dict) -> d
                 i, name = k.split("/", 1); state[int(i)][name] = v
             b.optimizer.load_state_dict({"state": dict(state), "param_groups": meta["optimizers"][b.name]})
             b.scheduler.load_state_dict(meta["schedulers"][b.name])
-    torch.set_rng_state(tensors.get(f"rng/torch_rank{ctx.dist.rank}", tensors["rng/torch"]))
-    if torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda")] or torch.cuda.get_rng_state_all())
-    version, internal, gauss = meta["rng_python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, pos, has_gauss, cached = meta["rng_numpy"]
-    np.random.set_state((name, tensors["rng/numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
     ctx.best = dict(meta["best"])
     ctx.step_offset = int(meta.get("step_offset", 0))
     sums = {tuple(k.split("/", 1)): v.to(ctx.device) for k, v in part("sums/").items()}
-    return {"epoch": meta["epoch"], "skip": meta["skip"], "step": meta["step"], "static_done": meta["static_done"],
-            "sums": sums, "epoch_start": tensors["loader/epoch_start"]}
+    return Position(meta["epoch"], meta["skip"], meta["step"], sums, set(meta["static_done"]))
 
 # %% ../nbs/06_trainer.ipynb #eaa76f17
 @dataclass
@@ -308,9 +295,9 @@ def train(**params) -> TrainResult:
     fixed = anchor_settings(params)     # what an offline anchor fixes and the caller left unset
     if fixed: params = {**params, **fixed}; cfg = make_config(**params)
     scenario = SCENARIOS[cfg.scenario]
-    notes = validate_run(cfg, params)   # every input checked before anything is created
+    inputs = validate_run(cfg, params)  # every input checked (and the dataset opened, once) before anything is created
     group, device = init_distributed(resolve_device(cfg.device))    # torchrun's process group, if any
-    folder, splits = prepare_data(cfg, checked=True)
+    folder, splits = prepare_data(cfg, inputs.splits)
     anchor_dir = checkpoint_path(cfg.anchor_ckpt).parent if cfg.anchor_ckpt else None
     threads = set_threads(cfg.threads)   # 0: from the free cores (dbl_kit.runtime)
     use_tb = tensorboard_wanted(cfg.tensorboard) and group.main
@@ -324,8 +311,7 @@ def train(**params) -> TrainResult:
     run.save_vocab(vocab)
     run.write_config({**cfg, "branches": names, "target": target, "anchor": anchor, "dataset_folder": str(folder),
                       "device_used": str(device), "threads_used": torch.get_num_threads(), "threads_choice": threads,
-                      "tensorboard_used": use_tb, "kit_version": dbl_kit.__version__,
-                      "ranks": group.world, "notes": notes, **scenario.run_info(ctx)})
+                      "tensorboard_used": use_tb, "ranks": group.world, "notes": inputs.notes, **scenario.run_info(ctx)})
     group.barrier()
     if not group.main: ctx.run = RunDir(path, read_only=True)
     if use_tb: ctx.scalars = Scalars(run.path / "tensorboard")
@@ -337,8 +323,8 @@ def run_stages(ctx: RunContext, tensors: dict | None = None, meta: dict | None =
         with ctx.stop:                                                 # Ctrl-C stops between two steps (dbl_kit.runtime)
             for index, stage in enumerate(SCENARIOS[ctx.cfg.scenario].stages(ctx)):
                 if meta and index < meta["stage_index"]: continue          # finished before the state was saved
-                position = restore_state(ctx, stage, tensors, meta) if meta and index == meta["stage_index"] else None
-                fit(stage, ctx, index, position)
+                pos = restore_state(ctx, stage, tensors, meta) if meta and index == meta["stage_index"] else None
+                fit(stage, ctx, index, pos)
         return finish_run(ctx, ctx.train_seconds())
     except Interrupted: raise
     except KeyboardInterrupt: raise Interrupted(ctx.run.path) from None    # outside a step: the last saved state counts
@@ -360,10 +346,10 @@ def resume(**params) -> TrainResult:
         tqdm.write(f"{run.path} already finished; nothing to resume.")
         return TrainResult.of(run.path)
     cfg = make_config(**{**saved, **{k: params[k] for k in RESUME_RUNTIME if k in params}})
-    validate_run(cfg, {})
+    inputs = validate_run(cfg, {})
     group, device = init_distributed(resolve_device(cfg.device))
     run.read_only = not group.main
-    folder, splits = prepare_data(cfg, checked=True)
+    folder, splits = prepare_data(cfg, inputs.splits)
     tensors, meta, problems = run.load_state()
     saved_threads = meta.get("threads", run.config.get("threads_used"))
     threads = set_threads(cfg.threads or saved_threads or 0)   # by default the stopped run's count: resume stays exact
@@ -389,37 +375,33 @@ def resume(**params) -> TrainResult:
 
 # %% ../nbs/06_trainer.ipynb #a00eee07
 def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
-    "Evaluate every branch's best checkpoint on dev and test; write sims, embeddings and metrics.json."
+    "Evaluate every branch's best checkpoint on dev and test (and `testall`); write sims, embeddings and metrics.json."
     run, cfg = ctx.run, ctx.cfg
     if not ctx.dist.main:                    # rank 0 evaluates; the others return what it wrote
         ctx.dist.barrier()
         return TrainResult.of(run.path)
-    test_metrics, dev_metrics, extra = {}, {}, defaultdict(dict)
-    testall = None
-    if (ctx.folder / "testall_ims.npy").exists() and (ctx.folder / "testall_caps.txt").exists():
-        check_precomp(ctx.folder, splits=("testall",)); testall = load_split(ctx.folder, "testall")
+    scores, protocols = {"dev": {}, "test": {}}, defaultdict(dict)
+    testall = ctx.splits.get("testall")
     for name in run.branches:
         model, info = run.load_model(name, device=ctx.device)
-        for split, store in (("dev", dev_metrics), ("test", test_metrics)):
-            m, sims, img, cap = evaluate(model, ctx.splits[split], ctx, desc=f"final evaluation: {name} {split}")
-            if split == "test": ctx.scalars.add_many(f"test/{name}", m, ctx.step_offset + 1)   # after the last step (a resume purges from there)
-            store[name] = {**m, "epoch": info.get("epoch")}
-            run.save_sims(name, split, sims.numpy())
-            if split == "dev": run.save_embeddings(name, img, cap)
+        for split in ("dev", "test"):
+            s = evaluate(model, ctx.splits[split], ctx, desc=f"final evaluation: {name} {split}",
+                         head=cfg.dev_images if split == "dev" else None)
+            scores[split][name] = {**s.main, "epoch": info.get("epoch")}
+            run.save_sims(name, split, s.sims.numpy())
+            if split == "dev": run.save_embeddings(name, s.images, s.captions)
+            else: ctx.scalars.add_many(f"test/{name}", s.main, ctx.step_offset + 1)   # after the last step (a resume purges from there)
         if testall is not None:
-            _, sims, _, _ = evaluate(model, testall, ctx)
-            extra["coco_5k"][name] = retrieval_metrics(sims, testall.captions_per_image)
-            if testall.n_images % 1000 == 0:   # the 1K protocol averages five folds of 1000 images
-                extra["coco_1k"][name] = coco_1k_metrics(sims, testall.captions_per_image)
+            for protocol, m in evaluate(model, testall, ctx).metrics.items(): protocols[protocol][name] = m
     notes = ([f"testall has {testall.n_images} images, not a multiple of 1000: 5K metrics only, no 1K folds"]
              if testall is not None and testall.n_images % 1000 else [])
     target = run.config["target"]
     run.write_metrics({"target": target, "anchor": run.config["anchor"], "dataset": cfg.dataset, "split": "test",
-                       "branches": test_metrics, "best_dev": dev_metrics, **extra, "train_seconds": round(train_seconds, 1),
-                       **({"notes": notes} if notes else {})})
+                       "branches": scores["test"], "best_dev": scores["dev"], **protocols,
+                       "train_seconds": round(train_seconds, 1), **({"notes": notes} if notes else {})})
     ctx.dist.barrier()
     if cfg.progress:
-        m = test_metrics[target]
+        m = scores["test"][target]
         tqdm.write(f"test ({target}): i2t R@1/5/10 {m['i2t_r1']:.1f}/{m['i2t_r5']:.1f}/{m['i2t_r10']:.1f}  "
                    f"t2i R@1/5/10 {m['t2i_r1']:.1f}/{m['t2i_r5']:.1f}/{m['t2i_r10']:.1f}  rSum {m['rsum']:.1f}  -> {run.path}")
-    return TrainResult(run.path, target, run.config["anchor"], test_metrics[target], test_metrics)
+    return TrainResult(run.path, target, run.config["anchor"], scores["test"][target], scores["test"])

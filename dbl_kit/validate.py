@@ -5,6 +5,7 @@
 # %% ../nbs/22_validate.ipynb #c3cfec3c
 from __future__ import annotations
 import os, re, shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +13,16 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from .core import KitError, SCENARIOS, SPLITS, resolve_device, load_json
-from .data import Vocab, resolve_dataset, check_precomp
+from .data import Vocab, resolve_dataset, open_precomp
 from .config import PARAMS
 from .models import build_model, rebuild_model
-from .rundir import check_format
+from .rundir import check_format, checkpoint_path
 from .shapes import shapes_is_current, shapes_params
 
 # %% auto #0
 __all__ = ['ANCHOR_FIXES', 'check_scenario_params', 'check_run_name', 'check_runs_folder', 'check_dataset', 'check_vocab_file',
            'anchor_file', 'check_anchor_tensors', 'check_anchor_fits', 'check_anchor_dataset', 'check_anchor',
-           'anchor_settings', 'run_bytes', 'check_disk_space', 'validate_run']
+           'anchor_settings', 'run_bytes', 'check_disk_space', 'RunInputs', 'validate_run']
 
 # %% ../nbs/22_validate.ipynb #27f29ebe
 def check_scenario_params(cfg, given) -> None:
@@ -81,14 +82,9 @@ def _dataset_folder(cfg) -> Path:
                                "point data_path at a folder you can write to (the parameter, DBL_DATA_PATH or settings.ini).")
     return resolve_dataset(cfg.dataset, cfg.data_path)
 
-def _caption_count(path) -> int:
-    "Lines of a caption file (after `check_precomp`, which read them properly: here only counted)."
-    data = Path(path).read_bytes()
-    return data.count(b"\n") + (not data.endswith(b"\n") and len(data) > 0)
-
 def check_dataset(cfg) -> tuple[Path, dict, list[str]]:
-    """The dataset folder, `{split: {"shape", "dtype", "captions"}}` of every split the run reads, and notes.
-    Raises `KitError` (every problem of the folder listed) when a file is missing or unusable."""
+    """The dataset folder, `{split: PrecompSplit}` of every split the run reads (opened once, by `open_precomp`), and
+    notes. Raises `KitError` (every problem of the folder listed) when a file is missing or unusable."""
     folder = _dataset_folder(cfg)
     splits, notes = list(SPLITS), []
     ims, caps = folder / "testall_ims.npy", folder / "testall_caps.txt"
@@ -96,18 +92,15 @@ def check_dataset(cfg) -> tuple[Path, dict, list[str]]:
     elif ims.exists() or caps.exists():
         have, lack = (ims, caps) if ims.exists() else (caps, ims)
         notes.append(f"{have.name} is in {folder} without {lack.name}: no COCO 5K/1K evaluation; add {lack.name} to get it.")
-    check_precomp(folder, splits=splits)
-    data = {}
-    for s in splits:
-        features = np.load(folder / f"{s}_ims.npy", mmap_mode="r")          # the header only
-        data[s] = {"shape": tuple(features.shape), "dtype": str(features.dtype), "captions": _caption_count(folder / f"{s}_caps.txt")}
-        if features.dtype == np.float64:
+    opened = open_precomp(folder, splits)
+    for s, part in opened.items():
+        if part.images.dtype == np.float64:
             notes.append(f"{s}_ims.npy holds float64 features; they are read as float32, so saving them as float32 "
                          "(np.save(path, features.astype(np.float32))) halves the file and its reading time.")
-    n = data.get("testall", {}).get("shape", (0,))[0]
+    n = opened["testall"].n_images if "testall" in opened else 0
     if n % 1000:
         notes.append(f"testall has {n} images, not a multiple of 1000: it gets the 5K evaluation (all {n} images) only, no 1K folds.")
-    return folder, data, notes
+    return folder, opened, notes
 
 # %% ../nbs/22_validate.ipynb #2687dc16
 def check_vocab_file(vocab_path) -> Vocab:
@@ -125,27 +118,9 @@ def check_vocab_file(vocab_path) -> Vocab:
     except KitError as e: raise KitError(f"vocab_path={str(vocab_path)!r} cannot be used: {e}") from None
 
 # %% ../nbs/22_validate.ipynb #40641d68
-_WHERE = "pass a finished run directory (runs_path/<run>) or one of its <branch>.safetensors files"
-
 def anchor_file(source) -> Path:
-    "The `.safetensors` file `anchor_ckpt` names (a finished run directory: its target's checkpoint)."
-    p = Path(source).expanduser()
-    if not p.exists(): raise KitError(f"anchor_ckpt={str(source)!r} does not exist; {_WHERE}.")
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise KitError(f"anchor_ckpt={str(source)!r} is a folder but not a run directory (it has no config.json); {_WHERE}.")
-        if not (p / "metrics.json").is_file():
-            have = ", ".join(sorted(f.name for f in p.glob("*.safetensors"))) or "none yet"
-            raise KitError(f"anchor_ckpt={str(source)!r} is a run that did not finish (no metrics.json), so its target branch "
-                           f"is unknown; pass one of its checkpoints ({have}) or let the run finish.")
-        metrics = load_json(p / "metrics.json")
-        target = metrics.get("target") if isinstance(metrics, dict) else None
-        p = p / f"{target}.safetensors"
-        if not p.is_file():
-            raise KitError(f"anchor_ckpt={str(source)!r}: its target checkpoint {p.name} is missing; copy it back or train the anchor again.")
-    elif p.suffix != ".safetensors":
-        raise KitError(f"anchor_ckpt={str(source)!r} is not a .safetensors checkpoint; {_WHERE}.")
-    return p
+    "The `.safetensors` file `anchor_ckpt` names (a finished run directory: its target's checkpoint), by the kit's one resolver."
+    return checkpoint_path(source, what="anchor_ckpt")
 
 def _anchor_config(p) -> dict:
     "The backbone configuration recorded beside checkpoint `p` (`<branch>.json`)."
@@ -232,7 +207,7 @@ def check_anchor(cfg, folder, data, vocab=None) -> tuple[int, list[str]]:
     model_config = _anchor_config(p)
     check_anchor_tensors(p, model_config)
     vocab_file, vocab_size = _anchor_vocab(cfg, p, vocab)
-    check_anchor_fits(cfg, p, model_config, Path(folder) / "train_ims.npy", data["train"]["shape"][-1], vocab_file, vocab_size)
+    check_anchor_fits(cfg, p, model_config, Path(folder) / "train_ims.npy", data["train"].images.shape[-1], vocab_file, vocab_size)
     return vocab_size, check_anchor_dataset(cfg, p, folder)
 
 # %% ../nbs/22_validate.ipynb #8c7f23a6
@@ -256,22 +231,23 @@ def anchor_settings(params: dict) -> dict:
     return out
 
 # %% ../nbs/22_validate.ipynb #fe3b5f3a
-def _word_count(path) -> int:
-    "Distinct lower-cased whitespace-separated words of a caption file: an estimate of the vocabulary a run builds."
-    return len(set(Path(path).read_bytes().lower().split())) + len(Vocab.SPECIALS)
+def _word_count(captions) -> int:
+    "Distinct lower-cased whitespace-separated words of the training captions: an estimate of the vocabulary a run builds."
+    return len({w for c in captions for w in c.lower().split()}) + len(Vocab.SPECIALS)
 
-def run_bytes(cfg, data, vocab_size) -> int:
-    "About how many bytes a run of `cfg` writes, from the split sizes in `data` (see `check_dataset`) and `vocab_size`."
+def run_bytes(cfg, splits, vocab_size) -> int:
+    "About how many bytes a run of `cfg` writes, from the sizes of the opened `splits` (see `check_dataset`) and `vocab_size`."
     branches = len(SCENARIOS[cfg.scenario].layout(cfg)[0])
-    with torch.device("meta"): model = build_model(cfg, vocab_size, data["train"]["shape"][-1], data["train"]["shape"][1])
+    _, regions, feat_dim = splits["train"].images.shape
+    with torch.device("meta"): model = build_model(cfg, vocab_size, feat_dim, regions)
     weights = sum(t.numel() * 4 for t in model.state_dict().values())
-    sims = sum(4 * data[s]["shape"][0] * data[s]["captions"] for s in ("dev", "test"))
-    embeddings = 2 * cfg.embed_size * (data["dev"]["shape"][0] + data["dev"]["captions"])
+    sims = sum(4 * splits[s].n_images * splits[s].n_captions for s in ("dev", "test"))
+    embeddings = 2 * cfg.embed_size * (splits["dev"].n_images + splits["dev"].n_captions)
     return branches * (weights + sims + embeddings) + weights + 2**20 * 4   # + the replaced checkpoint, vocab, logs
 
-def check_disk_space(cfg, runs_folder, data, vocab_size) -> int:
+def check_disk_space(cfg, runs_folder, splits, vocab_size) -> int:
     "The bytes the run needs; a `KitError` when the disk of `runs_folder` has less free."
-    need, free = run_bytes(cfg, data, vocab_size), shutil.disk_usage(runs_folder).free
+    need, free = run_bytes(cfg, splits, vocab_size), shutil.disk_usage(runs_folder).free
     if free < need:
         mb = lambda n: f"{n / 2**20:,.0f} MB"
         raise KitError(f"runs_path={cfg.runs_path!r} has {mb(free)} free on its disk ({runs_folder}) but this run writes about "
@@ -279,9 +255,16 @@ def check_disk_space(cfg, runs_folder, data, vocab_size) -> int:
     return need
 
 # %% ../nbs/22_validate.ipynb #6919cfbf
-def validate_run(cfg, given=()) -> list[str]:
+@dataclass
+class RunInputs:
+    "What `validate_run` checked and opened: the dataset folder, its splits (each file read once), and notes worth recording."
+    folder: Path
+    splits: dict
+    notes: list = field(default_factory=list)
+
+def validate_run(cfg, given=()) -> RunInputs:
     """Check everything a run of `cfg` will read or write before any work; `given` are the parameter names the user set.
-    Raises `KitError` on the first problem; returns notes (strings) worth recording."""
+    Raises `KitError` on the first problem; returns the opened dataset and notes (`RunInputs`)."""
     check_scenario_params(cfg, given)
     check_run_name(cfg.run_name, cfg.runs_path)
     resolve_device(cfg.device)
@@ -291,6 +274,6 @@ def validate_run(cfg, given=()) -> list[str]:
     if cfg.anchor_ckpt:
         vocab_size, more = check_anchor(cfg, folder, data, vocab)
         notes += more
-    else: vocab_size = len(vocab) if vocab is not None else _word_count(folder / "train_caps.txt")
+    else: vocab_size = len(vocab) if vocab is not None else _word_count(data["train"].captions)
     check_disk_space(cfg, runs_folder, data, vocab_size)
-    return notes
+    return RunInputs(folder, data, notes)
