@@ -358,7 +358,7 @@ def test_testall_not_a_multiple_of_1000_images_is_a_note(base, tmp_path):
     "A testall split of 40 images is evaluated whole (the 5K metrics) without 1K folds: a note, not an error."
     d = data(tmp_path, base)
     for part in ("ims.npy", "caps.txt"): shutil.copy(d / f"test_{part}", d / f"testall_{part}")
-    notes = validate_run(make_config(dataset=str(d), runs_path=str(tmp_path / "runs"), **FAST))
+    notes = validate_run(make_config(dataset=str(d), runs_path=str(tmp_path / "runs"), **FAST)).notes
     assert notes == ["testall has 40 images, not a multiple of 1000: it gets the 5K evaluation (all 40 images) only, no 1K folds."]
     assert not (tmp_path / "runs").exists()
 

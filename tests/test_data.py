@@ -9,7 +9,7 @@ import torch
 
 import dbl_kit.data as data
 from dbl_kit.core import KitError
-from dbl_kit.data import (CaptionDataset, Vocab, caption_batches, check_precomp, collate_pairs, image_batches,
+from dbl_kit.data import (CaptionDataset, Vocab, caption_batches, open_precomp, collate_pairs, image_batches,
                           load_split, make_loader, resolve_dataset, tokenize, validate_precomp)
 
 N, K, R, D = 6, 5, 4, 3
@@ -121,7 +121,7 @@ def test_resolve_dataset_paths(tmp_path, folder):
 # ---- validator -----------------------------------------------------------------------------------------------
 def test_valid_folder_has_no_problems(folder):
     assert validate_precomp(folder) == []
-    assert check_precomp(folder) == folder
+    assert sorted(open_precomp(folder)) == ["dev", "test", "train"]
 
 
 def only(problems, start):
@@ -224,13 +224,13 @@ def test_not_a_folder(tmp_path):
     assert "is not a folder" in validate_precomp(tmp_path / "missing")[0]
 
 
-def test_check_precomp_lists_every_problem(folder):
+def test_open_precomp_lists_every_problem(folder):
     (folder / "dev_ims.npy").unlink()
     lines = (folder / "test_caps.txt").read_text().split("\n")
     lines[3] = ""
     (folder / "test_caps.txt").write_text("\n".join(lines))
     with pytest.raises(KitError) as e:
-        check_precomp(folder)
+        open_precomp(folder)
     msg = str(e.value)
     assert "2 problems" in msg and "dev_ims.npy is missing" in msg and "test_caps.txt: line 4 is empty" in msg
 

@@ -108,7 +108,7 @@ def test_train_notebook_every_backbone_and_reload(tmp_path, model):
     assert info["model"]["model"] == model and type(reloaded).__name__ != "VSEModel" or model == "vse"
     cfg = make_config(**{k: v for k, v in run.config.items() if k in dbl_kit.PARAMS})
     folder, splits = prepare_data(cfg)
-    m, *_ = evaluate(reloaded, splits["test"], RunContext(cfg, torch.device("cpu"), splits, run.vocab(), run, folder))
+    m = evaluate(reloaded, splits["test"], RunContext(cfg, torch.device("cpu"), splits, run.vocab(), run, folder)).main
     assert m["rsum"] == run.metrics["branches"][run.target]["rsum"]
 
 

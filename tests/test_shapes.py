@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dbl_kit.core import KitError
-from dbl_kit.data import check_precomp, load_split
+from dbl_kit.data import open_precomp, load_split
 from dbl_kit.shapes import ensure_shapes, generate_shapes
 
 SMALL = dict(n_train=60, n_dev=10, n_test=30)
@@ -61,8 +61,8 @@ def test_layout_counts_and_dtypes(small):
                 assert o["col"] == int(o["x"] * 3) and o["row"] == int(o["y"] * 3)
 
 
-def test_passes_check_precomp_and_loads(small):
-    assert check_precomp(small) == small
+def test_passes_open_precomp_and_loads(small):
+    assert sorted(open_precomp(small)) == ["dev", "test", "train"]
     split = load_split(small, "test")
     assert split.captions_per_image == 5 and split.n_images == 30 and len(split.scenes) == 30
 
