@@ -58,15 +58,19 @@ readme: setup
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN nbs/index.ipynb --output-dir . --output README
 
 # The docs site, built into _docs/ from the notebooks (open _docs/index.html; pages are NAME.html, so no server is
-# needed). The generator is MkDocs with mkdocs-material, mkdocs-jupyter and mkdocstrings-python (the `docs` extra):
-# nbdev-docs needs Quarto, which no package registry ships; these install from PyPI, render the notebooks as
-# committed without running them, and read the API reference (every module's __all__) from the source. Strict:
-# a broken link or a name it cannot document fails the build. tools/build_docs.py says more.
+# needed, and nothing is loaded from the network: MathJax and plotly.js ship with the site). The generator is MkDocs
+# with mkdocs-material, mkdocs-jupyter and mkdocstrings-python (the `docs` extra): nbdev-docs needs Quarto, which no
+# package registry ships. The build executes the notebooks of nbs/ but NBTEST_SKIP's (JOBS at a time, as
+# nbdev-test does; a cell that raises fails it) into _proc/exec, so the pages show their outputs while the committed
+# notebooks stay clean; an execution is reused while its notebook and the library are unchanged. Strict: a broken
+# link or a name it cannot document fails the build. tools/build_docs.py says more.
 docs: setup
-	$(BIN)/python tools/build_docs.py
+	$(BIN)/python tools/build_docs.py --jobs $(JOBS) --skip '$(NBTEST_SKIP)'
 
+# The notebooks' own tests: the docs build's execution alone (nbdev-test's semantics, every notebook run afresh), so
+# that `make test` executes each notebook once: its `docs` step then renders these executions.
 nbtest:
-	$(BIN)/nbdev-test --n-workers $(JOBS) --skip-file-re '$(NBTEST_SKIP)' --timing
+	$(BIN)/python tools/build_docs.py --execute-only --fresh --jobs $(JOBS) --skip '$(NBTEST_SKIP)'
 
 pytest:
 	$(BIN)/python -m pytest -q -n $(JOBS) --durations 15

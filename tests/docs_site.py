@@ -1,5 +1,6 @@
 """The docs site for the tests that read it (test_docs, test_browser): _docs/ as `make docs` builds it, built here
-when it is missing or older than a notebook, a module or the build's own files."""
+when it is missing or older than a notebook, a module or the build's own files (the build executes only the notebooks
+whose executed copy, in _proc/exec, is out of date: `make test` has executed them all in its `nbtest` step)."""
 import fcntl, subprocess, sys
 from pathlib import Path
 
@@ -9,7 +10,8 @@ SITE = ROOT / "_docs"
 
 def sources():
     return [*ROOT.glob("nbs/*.ipynb"), *ROOT.glob("nbs/experiments/*.ipynb"), *ROOT.glob("dbl_kit/*.py"),
-            ROOT / "mkdocs.yml", ROOT / "tools" / "build_docs.py", ROOT / "CHANGELOG.md", ROOT / "CITATION.cff"]
+            *ROOT.glob("tools/docs_assets/*"), ROOT / "mkdocs.yml", ROOT / "tools" / "build_docs.py",
+            ROOT / "pyproject.toml", ROOT / "CHANGELOG.md", ROOT / "CITATION.cff"]
 
 
 def ensure_site():
