@@ -1,5 +1,5 @@
-"""The explore notebook and the docs site in a real browser: JupyterLab (or the built site) on a loopback port,
-headless Chromium driven by Playwright.
+"""The explore notebook and the docs site in a real browser: JupyterLab (or the built site) on a loopback port, or the
+built site from file:// with the network refused, in headless Chromium driven by Playwright.
 
 The explorer opens a small offline DBL run trained here (an anchor, then a target, as `make demo` trains one):
 every cell runs in the page, the plotly figures render and compare anchor with target, branch A can be set to
@@ -291,5 +291,57 @@ def test_docs_site_in_chromium(docs_server):
             assert " ".join(boost_doc.split()[:8]) in " ".join(body.split()), boost_doc[:80]
             shown = page.evaluate("() => [...document.querySelectorAll('article [id^=\"dbl_kit.losses.\"]')].map(e => e.id)")
             assert {"dbl_kit.losses.triplet_loss", "dbl_kit.losses.make_transfer"} <= set(shown)
+        finally:
+            browser.close()
+
+
+def test_docs_site_offline_figures_and_formulas():
+    """The built site read as a reader opens it, from file:// with no network (every http(s) request is refused and
+    recorded): the figures page draws its plotly figures, the losses page's formulas are typeset by the site's own
+    MathJax (no TeX source left in the text), and no code box is wider than its column. DBL_DOCS_SCREENSHOT=<dir>
+    saves docs_figure.png and docs_math.png there."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python package) is not installed")
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed: pip install -e '.[docs]'")
+    from docs_site import ensure_site
+    site, shots = ensure_site(), os.environ.get("DBL_DOCS_SCREENSHOT")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(30_000)
+            remote, errors = [], []
+            page.route(re.compile(r"^https?://"), lambda route: (remote.append(route.request.url), route.abort()))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+
+            page.goto((site / "10_figures.html").as_uri())
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5")
+            drawn = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.data.length)")
+            assert sum(n > 0 for n in drawn) >= 5, drawn      # (one figure is the "not available" notice, no trace)
+            if shots:
+                page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+                page.evaluate("() => window.scrollBy(0, -150)")
+                page.screenshot(path=str(Path(shots) / "docs_figure.png"))
+
+            page.goto((site / "01_losses.html").as_uri())
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+                                   " && document.querySelectorAll('mjx-container').length > 0")
+            page.evaluate("() => MathJax.startup.promise")
+            n_math = page.locator("article mjx-container").count()
+            prose = page.evaluate("() => [...document.querySelectorAll('article .jp-RenderedMarkdown')]"
+                                  ".map(e => e.innerText).join('\\n')")
+            assert n_math >= 10, n_math
+            for tex in ("$$", "\\mathcal", "\\max", "\\ne"):
+                assert tex not in prose, (tex, prose[prose.find(tex) - 80:prose.find(tex) + 80])
+            assert not page.locator("mjx-merror").count(), "MathJax could not typeset a formula"
+            # long lines wrap: no notebook code box scrolls sideways
+            wide = page.evaluate("() => [...document.querySelectorAll('article .highlight-ipynb pre')]"
+                                 ".filter(p => p.scrollWidth > p.clientWidth + 1).length")
+            assert wide == 0, f"{wide} code boxes wider than their column"
+            if shots:
+                page.evaluate("() => { document.getElementById('triplet-ranking-loss-vse').scrollIntoView();"
+                              " window.scrollBy(0, -400); }")
+                page.screenshot(path=str(Path(shots) / "docs_math.png"))
+            assert not remote, f"the site asked the network for {remote[:5]}"
+            assert not [e for e in errors if "search_index" not in e], errors
         finally:
             browser.close()
