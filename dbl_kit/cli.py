@@ -49,75 +49,23 @@ class KitParser(argparse.ArgumentParser):
                 raise UsageError(f"unknown option {name}.{hint} `{options[close[0]] if close else self.prog} --help` lists the options.")
         raise UsageError(f"{message} (`{self.prog} --help` shows the usage).")
 
-def _train_parser(sub):
-    t = sub.add_parser("train", help="train and evaluate a run (the parameters of dbl_kit.train)",
-                       description="Train and evaluate one run; every option is a dbl_kit.train parameter.")
-    for name, p in PARAMS.items():
-        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        t.add_argument(*flags, dest=name, type=parse_value, default=argparse.SUPPRESS, metavar="VALUE",
-                       help=f"{p.text} (default: {p.default!r})".replace("%", "%%"))
-    return t
-
-def _import_parser(sub):
-    i = sub.add_parser("import", help="a published SCAN / SGRAF / VSE-infinity / DBL checkpoint as a run directory",
-                       description="Read a published checkpoint safely (weights_only) and write a run directory for it.")
-    i.add_argument("checkpoint", help="the published .pth.tar file")
-    i.add_argument("--vocab", required=True, help="the vocabulary JSON it was trained with (SCAN's format)")
-    i.add_argument("--out", required=True, help="the run directory to create")
-    i.add_argument("--branch", default=None, choices=["model", "model_t"], help="DBL MSS: 'model' (student, default) or 'model_t' (teacher)")
-    i.add_argument("--dataset", default=None, help="dataset to evaluate on (default: from the checkpoint's opt.data_name)")
-    i.add_argument("--data_path", "--data-path", default=None, help="folder holding coco_precomp/ etc. (default: settings.ini)")
-    i.add_argument("--no-evaluate", dest="evaluate", action="store_false", default=None, help="only import, do not score dev/test")
-    return i
+COMMANDS = {}   # name -> (add its parser to the subparsers, run it on the parsed args -> exit status)
 
 def make_parser() -> argparse.ArgumentParser:
-    "The `dbl-kit` argument parser: `train`, `report`, `check`."
+    "The `dbl-kit` argument parser: one subcommand per `COMMANDS` entry, in registration order."
     p = KitParser(prog="dbl-kit", description="Deep Boosting Learning for image-text matching.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=KitParser)
-    _train_parser(sub)
-    for name, (add, _) in COMMANDS.items(): add(sub)
-    r = sub.add_parser("report", help="print the test metrics of a finished run directory")
-    r.add_argument("run_dir", help="a run directory written by dbl-kit train")
-    c = sub.add_parser("check", help="validate a dataset folder (every problem, with its file and fix)")
-    c.add_argument("dataset", help="'shapes', 'coco', 'f30k' or a path to a precomp folder")
-    c.add_argument("--data_path", "--data-path", default=None, help="folder holding coco_precomp/ etc. (default: settings.ini)")
-    c.add_argument("--splits", default="train,dev,test", help="comma-separated splits to check (default: train,dev,test)")
-    _import_parser(sub)
+    for add, _ in COMMANDS.values(): add(sub)
     return p
 
 # %% ../nbs/20_cli.ipynb #ba70f1c8
-def _check(args) -> int:
-    cfg = make_config(dataset=args.dataset, data_path=args.data_path)
-    folder = resolve_dataset(cfg.dataset, cfg.data_path)
-    problems = validate_precomp(folder, splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()))
-    for line in problems: print(f"- {line}")
-    print(f"{folder}: " + (f"{len(problems)} problem(s)" if problems else "ok"))
-    return 1 if problems else 0
-
 def main(argv=None) -> int:
     "`dbl-kit {train,eval,import,report,check,recipes} ...`; returns the exit status (2: a mistake in the input, 130: stopped by Ctrl-C)."
     try: args = make_parser().parse_args(sys.argv[1:] if argv is None else argv)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:
-        if args.command == "train":
-            from dbl_kit.trainer import train
-            params = {k: v for k, v in vars(args).items() if k != "command"}
-            result = train(**params)
-            if os.environ.get("RANK", "0") == "0": print(result)    # under torchrun every rank returns it; rank 0 reports
-        elif args.command in COMMANDS:
-            return COMMANDS[args.command][1](args)
-        elif args.command == "import":
-            from dbl_kit.published import import_checkpoint
-            path = import_checkpoint(args.checkpoint, args.vocab, args.out, branch=args.branch, dataset=args.dataset,
-                                     data_path=args.data_path, evaluate=args.evaluate)
-            print(f"imported {args.checkpoint} -> {path}")
-        elif args.command == "report":
-            from dbl_kit.report import report
-            print(report(args.run_dir))
-        else:
-            return _check(args)
+    try: return COMMANDS[args.command][1](args)
     except KitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -125,15 +73,12 @@ def main(argv=None) -> int:
         from dbl_kit.runtime import Interrupted
         print(e.cli_line() if isinstance(e, Interrupted) else "Stopped before the run started; nothing to resume.", file=sys.stderr)
         return 130
-    return 0
 
 def console() -> None:
     "The `dbl-kit` console script (installed by pip)."
     sys.exit(main())
 
 # %% ../nbs/20_cli.ipynb #0104e0a5
-COMMANDS = {}   # name -> (add its parser to the subparsers, run it on the parsed args -> exit status)
-
 def _eval_parser(sub):
     e = sub.add_parser("eval", help="score run directories (several: an ensemble) or a similarity matrix on a split",
                        description="Score runs on a split with the published protocols (F30K 1K; COCO testall: 1K, 5K, "
@@ -178,4 +123,60 @@ def _recipes(args) -> int:
     print(describe_recipes(args.name))
     return 0
 
-COMMANDS.update({"eval": (_eval_parser, _eval), "recipes": (_recipes_parser, _recipes)})
+def _train_parser(sub):
+    t = sub.add_parser("train", help="train and evaluate a run (the parameters of dbl_kit.train)",
+                       description="Train and evaluate one run; every option is a dbl_kit.train parameter.")
+    for name, p in PARAMS.items():
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        t.add_argument(*flags, dest=name, type=parse_value, default=argparse.SUPPRESS, metavar="VALUE",
+                       help=f"{p.text} (default: {p.default!r})".replace("%", "%%"))
+
+def _train(args) -> int:
+    from dbl_kit.trainer import train
+    result = train(**{k: v for k, v in vars(args).items() if k != "command"})
+    if os.environ.get("RANK", "0") == "0": print(result)    # under torchrun every rank returns it; rank 0 reports
+    return 0
+
+def _import_parser(sub):
+    i = sub.add_parser("import", help="a published SCAN / SGRAF / VSE-infinity / DBL checkpoint as a run directory",
+                       description="Read a published checkpoint safely (weights_only) and write a run directory for it.")
+    i.add_argument("checkpoint", help="the published .pth.tar file")
+    i.add_argument("--vocab", required=True, help="the vocabulary JSON it was trained with (SCAN's format)")
+    i.add_argument("--out", required=True, help="the run directory to create")
+    i.add_argument("--branch", default=None, choices=["model", "model_t"], help="DBL MSS: 'model' (student, default) or 'model_t' (teacher)")
+    i.add_argument("--dataset", default=None, help="dataset to evaluate on (default: from the checkpoint's opt.data_name)")
+    i.add_argument("--data_path", "--data-path", default=None, help="folder holding coco_precomp/ etc. (default: settings.ini)")
+    i.add_argument("--no-evaluate", dest="evaluate", action="store_false", default=None, help="only import, do not score dev/test")
+
+def _import(args) -> int:
+    from dbl_kit.published import import_checkpoint
+    path = import_checkpoint(args.checkpoint, args.vocab, args.out, branch=args.branch, dataset=args.dataset,
+                             data_path=args.data_path, evaluate=args.evaluate)
+    print(f"imported {args.checkpoint} -> {path}")
+    return 0
+
+def _report_parser(sub):
+    r = sub.add_parser("report", help="print the test metrics of a finished run directory")
+    r.add_argument("run_dir", help="a run directory written by dbl-kit train")
+
+def _report(args) -> int:
+    from dbl_kit.report import report
+    print(report(args.run_dir))
+    return 0
+
+def _check_parser(sub):
+    c = sub.add_parser("check", help="validate a dataset folder (every problem, with its file and fix)")
+    c.add_argument("dataset", help="'shapes', 'coco', 'f30k' or a path to a precomp folder")
+    c.add_argument("--data_path", "--data-path", default=None, help="folder holding coco_precomp/ etc. (default: settings.ini)")
+    c.add_argument("--splits", default="train,dev,test", help="comma-separated splits to check (default: train,dev,test)")
+
+def _check(args) -> int:
+    cfg = make_config(dataset=args.dataset, data_path=args.data_path)
+    folder = resolve_dataset(cfg.dataset, cfg.data_path)
+    problems = validate_precomp(folder, splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()))
+    for line in problems: print(f"- {line}")
+    print(f"{folder}: " + (f"{len(problems)} problem(s)" if problems else "ok"))
+    return 1 if problems else 0
+
+COMMANDS.update({"train": (_train_parser, _train), "eval": (_eval_parser, _eval), "import": (_import_parser, _import),
+                 "report": (_report_parser, _report), "check": (_check_parser, _check), "recipes": (_recipes_parser, _recipes)})

@@ -139,10 +139,10 @@ class RunDir:
     # -- history -----------------------------------------------------------------------------------------
     @_writes
     def append_history(self, record: dict):
-        "Add one line to `history.jsonl`, rewriting the file atomically (a kill never leaves a torn line; it is small)."
-        f = self.file("history.jsonl")
-        before = f.read_text(encoding="utf-8") if f.is_file() else ""
-        with atomic_path(f) as tmp: tmp.write_text(before + json.dumps(record, default=_to_jsonable) + "\n", encoding="utf-8")
+        """Append one line to `history.jsonl` (one write, flushed to disk). A kill in the middle of it can leave a torn
+        last line: readers skip it, and a resume cuts the file back to the lines its state had seen (`truncate_history`)."""
+        with open(self.file("history.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=_to_jsonable) + "\n"); f.flush(); os.fsync(f.fileno())
     def history(self) -> list[dict]:
         "The dev evaluations so far (empty before the first one)."
         f = self.file("history.jsonl")
