@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_rundir.ipynb #5cdd428c
 from __future__ import annotations
-import functools, hashlib, json, os
+import copy, functools, hashlib, json, os
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from .models import rebuild_model
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'EVAL_BRANCH', 'check_format', 'default_run_name', 'RunDir', 'open_run', 'EvalDir',
            'file_digest', 'check_file', 'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info',
-           'load_model', 'locate_run']
+           'checkpoint_json', 'load_model', 'locate_run']
 
 # %% ../nbs/12_rundir.ipynb #b6338baa
 FORMAT_VERSION = 3
@@ -426,10 +426,20 @@ def checkpoint_info(path, fix: str) -> tuple[dict, dict]:
                        f"header; {fix}.")
     return tensors, json.loads(header["dbl_kit"])
 
+@functools.lru_cache(maxsize=32)
+def _json_of(path: str, mtime_ns: int, size: int):
+    return load_json(path)
+
+def checkpoint_json(path) -> dict:
+    """A checkpoint's JSON (or its run's `config.json`), parsed once per process while the file is unchanged (keyed by
+    its modification time and size): a run checks its anchor, fills the parameters it fixes and loads it from one read."""
+    st = Path(path).stat()
+    return copy.deepcopy(_json_of(str(Path(path).resolve()), st.st_mtime_ns, st.st_size))
+
 def load_model(source, branch=None, device="cpu"):
     "Rebuild a model from a checkpoint; returns `(model in eval mode, checkpoint info dict)`."
     p = checkpoint_path(source, branch)
-    info = load_json(p.with_suffix(".json"))
+    info = checkpoint_json(p.with_suffix(".json"))
     fix = "train the run again, or point to another checkpoint"
     try: tensors = load_tensors(p, info.get("file"), fix)
     except KitError:                                      # a run stopped between writing the weights and their JSON?

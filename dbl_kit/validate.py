@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .core import KitError, SCENARIOS, SPLITS, resolve_device, load_json
+from .core import KitError, SCENARIOS, SPLITS, resolve_device
 from .data import Vocab, resolve_dataset, open_precomp
 from .config import PARAMS
 from .models import build_model, rebuild_model
-from .rundir import check_format, checkpoint_path
+from .rundir import check_format, checkpoint_path, checkpoint_json
 from .shapes import shapes_is_current, shapes_params
 
 # %% auto #0
@@ -128,7 +128,7 @@ def _anchor_config(p) -> dict:
     if not meta.is_file():
         raise KitError(f"anchor_ckpt: {p} has no {meta.name} beside it, so its backbone is unknown; copy {meta.name} from "
                        "the run that wrote the checkpoint into the same folder, or pass that run's directory.")
-    info = load_json(meta)
+    info = checkpoint_json(meta)
     if not isinstance(info, dict) or not isinstance(info.get("model"), dict):
         raise KitError(f"anchor_ckpt: {meta} has no 'model' configuration, so it was not written by dbl_kit.train; "
                        "pass a checkpoint of a dbl-kit run, or train the anchor again.")
@@ -189,7 +189,7 @@ def check_anchor_dataset(cfg, p, folder) -> list[str]:
     run_cfg = p.parent / "config.json"
     if not run_cfg.is_file():
         return [f"anchor_ckpt {p} has no config.json beside it: the dataset it was trained on could not be checked."]
-    trained = load_json(run_cfg)
+    trained = checkpoint_json(run_cfg)
     name, where = trained.get("dataset"), trained.get("dataset_folder")
     if name in ("coco", "f30k", "shapes") and name == cfg.dataset: return []
     if where and Path(where).resolve() == Path(folder).resolve(): return []
@@ -224,7 +224,7 @@ def anchor_settings(params: dict) -> dict:
     out = {k: model_config[k] for k in ANCHOR_FIXES if k in model_config and params.get(k) is None}
     run_cfg = p.parent / "config.json"
     if params.get("dataset") is None and run_cfg.is_file():
-        trained = load_json(run_cfg)
+        trained = checkpoint_json(run_cfg)
         name, where = trained.get("dataset"), trained.get("dataset_folder")
         if name in ("coco", "f30k", "shapes"): out["dataset"] = name
         elif where and Path(where).is_dir(): out["dataset"] = where
