@@ -5,15 +5,12 @@
 # %% ../nbs/04_interaction.ipynb #c8f1631a
 from __future__ import annotations
 import math
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.checkpoint import checkpoint
-from tqdm.auto import tqdm
 from .runtime import progress as show_bar   # a bar, a widget or lines, as the front end can show
 
 from .core import KitError, MODELS
@@ -21,8 +18,9 @@ from .models import TokenSet, WordEncoder, check_norm, length_mask, l2norm
 
 # %% auto #0
 __all__ = ['AGGREGATIONS', 'TokenImageEncoder', 'TokenTextEncoder', 'word_attention', 'masked_aggregate', 'InteractionModel',
-           'SCAN', 'SCANt2i', 'SCANi2t', 'local_vectors', 'local_flops', 'local_floats', 'AVE', 'GradDropout',
-           'ImageGlobal', 'TextGlobal', 'NodeGateNorm', 'GraphStep', 'SGRAF', 'SGR', 'SAF', 'token_cache_bytes']
+           'plan_blocks', 'block_similarity', 'SCAN', 'SCANt2i', 'SCANi2t', 'local_vectors', 'local_flops',
+           'local_floats', 'AVE', 'GradDropout', 'ImageGlobal', 'TextGlobal', 'NodeGateNorm', 'GraphStep', 'SGRAF',
+           'SGR', 'SAF', 'token_cache_bytes']
 
 # %% ../nbs/04_interaction.ipynb #9f9234ea
 class TokenImageEncoder(nn.Module):
@@ -67,14 +65,15 @@ def masked_aggregate(scores, mask, agg: str = "avg", lse: float = 6.0):
 
 # %% ../nbs/04_interaction.ipynb #dd9bbc88
 class InteractionModel(nn.Module):
-    """Base of the interaction backbones: token encoders and the block similarity engine. A head implements
-    `score_block`, `pair_floats` and `pair_flops`, and optionally `image_terms` / `caption_terms` (one-sided terms).
-    `name` is the backbone's `MODELS` name; `.config` holds it, so a model built without `build_model` still rebuilds."""
+    """Base of the interaction backbones: token encoders, the memory budget, and `similarity` through the block
+    engine (`block_similarity`). A head implements `score_block`, `pair_floats` and `pair_flops`, and optionally
+    `image_terms` / `caption_terms` (one-sided terms). `name` is the backbone's `MODELS` name; `.config` holds it, so
+    a model built without `build_model` still rebuilds."""
     name = None
     show_progress = True
     progress_flops = 2e12
     cpu_block_mb = 32.0
-    cpu_parallel_blocks = True
+    all_images_per_block = False   # True: every block holds all images (per-caption batch statistics, `saf`)
 
     published_word_dropout = 0.0   # dropout on the word embeddings in the published code of the head
 
@@ -112,6 +111,10 @@ class InteractionModel(nn.Module):
         "Both encodings of a batch of pairs: (images `TokenSet`, captions `TokenSet`)."
         return self.encode_images(regions), self.encode_texts(tokens, lengths)
 
+    def similarity(self, img: TokenSet, txt: TokenSet) -> torch.Tensor:
+        "Scores [n_images, n_captions] of every image of `img` against every caption of `txt` (`block_similarity`)."
+        return block_similarity(self, img, txt)[0]
+
     # -- what a head provides ------------------------------------------------------------------------------
     def image_terms(self, imgs) -> dict: return {}
     def caption_terms(self, caps, mask) -> dict: return {}
@@ -119,108 +122,90 @@ class InteractionModel(nn.Module):
     def pair_floats(self, R: int, L: int, grad: bool = False) -> float: raise NotImplementedError
     def pair_flops(self, R: int, L: int) -> float: raise NotImplementedError
 
-    # -- the engine ----------------------------------------------------------------------------------------
     def block_mb(self, device, grad: bool = False) -> float:
         "Megabytes of intermediates per block: the budget, and on a CPU without gradients at most `cpu_block_mb`."
         cpu = torch.device(device).type == "cpu"
         return min(self.sim_budget_mb, self.cpu_block_mb) if cpu and not grad else self.sim_budget_mb
 
-    def _pairs_per_block(self, R, L, grad, mb) -> int:
-        return max(1, int(mb * 2**20 // (4 * self.pair_floats(R, L, grad))))
+    def plan_blocks(self, n_images: int, lengths, R: int, grad: bool = False, device="cpu"):
+        "The engine's tiling for this head (`plan_blocks`)."
+        return plan_blocks(self, n_images, lengths, R, grad, device)
 
-    def plan_blocks(self, n_images: int, lengths, R: int, grad: bool = False, device="cpu", workers: int = 1):
-        """`(b_i, [(c0, c1, width), ...])`: images per block and the caption blocks over captions sorted by length
-        (`lengths` ascending), each block within `block_mb(device, grad) / workers` at its own width."""
-        n_c, widest, mb = len(lengths), int(lengths[-1]), self.block_mb(device, grad) / workers
-        pairs = self._pairs_per_block(R, widest, grad, mb)
-        bi = min(n_images, max(1, pairs // min(n_c, max(1, math.isqrt(pairs)))))
-        blocks, c0 = [], 0
-        while c0 < n_c:
-            c1 = min(n_c, c0 + max(1, self._pairs_per_block(R, int(lengths[c0]), grad, mb) // bi))
-            c1 = min(c1, c0 + max(1, self._pairs_per_block(R, int(lengths[c1 - 1]), grad, mb) // bi))
-            blocks.append((c0, c1, int(lengths[c1 - 1])))
-            c0 = c1
-        return bi, blocks
+# -- the engine ----------------------------------------------------------------------------------------------
+def plan_blocks(head, n_images: int, lengths, R: int, grad: bool = False, device="cpu"):
+    """`(b_i, [(c0, c1, width), ...])`: images per block and the caption blocks over captions sorted by length
+    (`lengths` ascending), each block within `head.block_mb(device, grad)` at its own width; `b_i` is every image
+    when `head.all_images_per_block`."""
+    n_c, mb = len(lengths), head.block_mb(device, grad)
+    def fits(L): return max(1, int(mb * 2**20 // (4 * head.pair_floats(R, int(L), grad))))   # pairs per block at width L
+    pairs = fits(lengths[-1])
+    bi = n_images if head.all_images_per_block else min(n_images, max(1, pairs // min(n_c, max(1, math.isqrt(pairs)))))
+    blocks, c0 = [], 0
+    while c0 < n_c:
+        c1 = min(n_c, c0 + max(1, fits(lengths[c0]) // bi))
+        c1 = min(c1, c0 + max(1, fits(lengths[c1 - 1]) // bi))
+        blocks.append((c0, c1, int(lengths[c1 - 1])))
+        c0 = c1
+    return bi, blocks
 
-    def _image_terms_chunked(self, I, dtype, grad):
-        "`image_terms` of all images, in chunks that keep their intermediates within the budget."
-        n, R, E = I.shape
-        whole = grad or self.training     # training-mode batch statistics are over all images at once
-        chunk = max(1, int(self.block_mb(I.device, grad) * 2**20 // (4 * 4 * R * E))) if not whole else n
-        parts = [self.image_terms(I[i:i + chunk].to(dtype)) for i in range(0, n, chunk)]
-        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
+def _image_terms(head, I, dtype, grad) -> dict:
+    "`head.image_terms` of all images, in chunks within the budget (at once with gradients or batch statistics)."
+    n, R, E = I.shape
+    chunk = n if grad or head.training else max(1, int(head.block_mb(I.device) * 2**20 // (4 * 4 * R * E)))
+    parts = [head.image_terms(I[i:i + chunk].to(dtype)) for i in range(0, n, chunk)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
-    def similarity(self, img: TokenSet, txt: TokenSet) -> torch.Tensor:
-        "Scores [n_images, n_captions] of every image of `img` against every caption of `txt`, block by block."
-        if not (isinstance(img, TokenSet) and isinstance(txt, TokenSet)):
-            raise KitError(f"{type(self).__name__}.similarity takes the TokenSets of encode_images / encode_texts, "
-                           f"got {type(img).__name__} and {type(txt).__name__}.")
-        I, C = img.features, txt.features
-        n_i, R, _ = I.shape
-        n_c = C.shape[0]
-        if n_i and int(img.lengths.min()) < R:
-            raise KitError(f"images with fewer than {R} valid regions were given; interaction heads expect every region "
-                           "of an image to be valid (the precomp format has one region count per dataset).")
-        if n_i == 0 or n_c == 0: return I.new_zeros(n_i, n_c, dtype=torch.float32)
-        dtype = self.img_enc.fc.weight.dtype
-        lengths = txt.lengths.to(C.device)
-        grad = torch.is_grad_enabled() and (I.requires_grad or C.requires_grad or
-                                           any(p.requires_grad for p in self.parameters()))
-        threads = torch.get_num_threads()
-        workers = threads if (self.cpu_parallel_blocks and I.device.type == "cpu" and not grad and threads > 1) else 1
-        order = torch.argsort(lengths, stable=True)
-        sorted_lengths = lengths[order].tolist()
-        bi, blocks = self.plan_blocks(n_i, sorted_lengths, R, grad, I.device, workers)
-        single = len(blocks) == 1 and bi >= n_i
-        if single: order, blocks, workers = None, [(0, n_c, sorted_lengths[-1])], 1
-        mean_len = sum(sorted_lengths) / n_c
-        show = self.show_progress and n_i * n_c * self.pair_flops(R, mean_len) >= self.progress_flops
-        bar = show_bar(desc=f"{self.name} similarity", total=n_i * n_c, enabled=show, delay=0, unit="pair", unit_scale=True)
-        img_terms = self._image_terms_chunked(I, dtype, grad)
-        if workers > 1: torch.set_num_threads(1)   # blocks in parallel, one thread each (see above)
-        try:
-
-            def jobs():   # (caption ids, width, caption tensors, image start): one caption block's context at a time
-                for c0, c1, width in blocks:
-                    ids = slice(c0, c1) if order is None else order[c0:c1]
-                    mask = length_mask(lengths[ids], width)
-                    caps = C[ids, :width].to(dtype).masked_fill(~mask[..., None], 0)
-                    terms = {**self.caption_terms(caps, mask), "ids": torch.arange(c0, c1) if order is None else ids}
-                    ctx = (ids, caps, mask, terms)
-                    for i0 in range(0, n_i, bi): yield ctx, i0
-
-            def score(job):
-                (ids, caps, mask, cap_terms), i0 = job
-                it = {k: v[i0:i0 + bi] for k, v in img_terms.items()}
-                args = (I[i0:i0 + bi].to(dtype), caps, mask, it, cap_terms)
-                if grad and not single: return checkpoint(self.score_block, *args, use_reentrant=False)
-                return self.score_block(*args)
-
-            if grad:
-                cols, rows, last = [], [], None
-                for job in jobs():
-                    if job[0] is not last and rows: cols.append(torch.cat(rows)); rows = []
-                    last = job[0]
-                    rows.append(score(job)); bar.update(rows[-1].numel())
-                sims = torch.cat(cols + [torch.cat(rows)], 1)
-                return sims if order is None else sims[:, torch.argsort(order)]
-            out = torch.empty(n_i, n_c, dtype=torch.float32, device=I.device)
-            def keep(job, s):
-                (ids, *_), i0 = job
-                out[i0:i0 + s.shape[0], ids] = s.float(); bar.update(s.numel())
-            if workers == 1:
-                for job in jobs(): keep(job, score(job))
-            else:
-                with ThreadPoolExecutor(workers) as pool:
-                    pending = deque()
-                    for job in jobs():
-                        pending.append((job, pool.submit(score, job)))
-                        if len(pending) >= 2 * workers: keep(*(lambda j, f: (j, f.result()))(*pending.popleft()))
-                    while pending: keep(*(lambda j, f: (j, f.result()))(*pending.popleft()))
-            return out
-        finally:
-            if workers > 1: torch.set_num_threads(threads)
-            bar.close()
+def block_similarity(head, img: TokenSet, txt: TokenSet):
+    """`(scores [n_images, n_captions], per_caption)`: every image of `img` against every caption of `txt`, block by
+    block through `head.score_block`. A block's scorer returns its scores, or `(scores, values [b_c, k])` of its
+    captions (a head with `all_images_per_block`); `per_caption` holds those in caption order, else None."""
+    if not (isinstance(img, TokenSet) and isinstance(txt, TokenSet)):
+        raise KitError(f"{type(head).__name__}.similarity takes the TokenSets of encode_images / encode_texts, "
+                       f"got {type(img).__name__} and {type(txt).__name__}.")
+    I, C = img.features, txt.features
+    (n_i, R, _), n_c = I.shape, C.shape[0]
+    if n_i and int(img.lengths.min()) < R:
+        raise KitError(f"images with fewer than {R} valid regions were given; interaction heads expect every region "
+                       "of an image to be valid (the precomp format has one region count per dataset).")
+    if n_i == 0 or n_c == 0: return I.new_zeros(n_i, n_c, dtype=torch.float32), None
+    dtype = next(head.parameters()).dtype
+    grad = torch.is_grad_enabled() and (I.requires_grad or C.requires_grad or any(p.requires_grad for p in head.parameters()))
+    lengths = txt.lengths.to(C.device)
+    order = torch.argsort(lengths, stable=True)
+    sorted_lengths = lengths[order].tolist()
+    bi, blocks = plan_blocks(head, n_i, sorted_lengths, R, grad, I.device)
+    single = len(blocks) == 1 and bi >= n_i            # one block: no reordering, no checkpointing
+    if single: order = None
+    show = head.show_progress and n_i * n_c * head.pair_flops(R, sum(sorted_lengths) / n_c) >= head.progress_flops
+    bar = show_bar(desc=f"{head.name} similarity", total=n_i * n_c, enabled=show, delay=0, unit="pair", unit_scale=True)
+    img_terms = _image_terms(head, I, dtype, grad)
+    out = None if grad else torch.empty(n_i, n_c, dtype=torch.float32, device=I.device)   # without gradients: in place
+    cols, extras = [], []
+    try:
+        for c0, c1, width in blocks:
+            ids = slice(c0, c1) if order is None else order[c0:c1]
+            mask = length_mask(lengths[ids], width)
+            caps = C[ids, :width].to(dtype).masked_fill(~mask[..., None], 0)
+            cap_terms = head.caption_terms(caps, mask)
+            rows = []
+            for i0 in range(0, n_i, bi):
+                args = (I[i0:i0 + bi].to(dtype), caps, mask, {k: v[i0:i0 + bi] for k, v in img_terms.items()}, cap_terms)
+                res = (checkpoint(head.score_block, *args, use_reentrant=False) if grad and not single
+                       else head.score_block(*args))
+                scores, extra = res if isinstance(res, tuple) else (res, None)
+                if extra is not None: extras.append(extra)
+                if grad: rows.append(scores)
+                else: out[i0:i0 + len(scores), ids] = scores.float()
+                bar.update(scores.numel())
+            if grad: cols.append(torch.cat(rows))
+    finally:
+        bar.close()
+    back = None if order is None else torch.argsort(order)     # sorted position -> caption
+    if grad: out = torch.cat(cols, 1) if back is None else torch.cat(cols, 1)[:, back]
+    if not extras: return out, None
+    if bi < n_i: raise KitError(f"{head.name}: per-caption values need every image in each block (all_images_per_block).")
+    per_caption = torch.cat(extras)
+    return out, (per_caption if back is None else per_caption[back])
 
 # %% ../nbs/04_interaction.ipynb #b3e0535a
 AGGREGATIONS = ("avg", "lse")
@@ -522,69 +507,51 @@ class SAF(SGRAF):
                    lambda_softmax, sim_budget_mb)
         self.gate = nn.Linear(self.sim_dim, 1)
         self.gate_norm = nn.BatchNorm1d(1) if norm == "batch" else NodeGateNorm()
-        self._gate_stats = None   # while a training-mode similarity runs: the batch statistics of each caption
         _init_linear(self.gate)
 
-    def batch_gate(self) -> bool:
-        "Whether the gate normalises with batch statistics now (the published BatchNorm1d(1) in training mode)."
+    @property
+    def all_images_per_block(self) -> bool:
+        "With the published BatchNorm1d(1) in training mode a caption's gate statistics span all images: blocks hold them all."
         return self.norm == "batch" and self.gate_norm.training
 
-    def plan_blocks(self, n_images, lengths, R, grad=False, device="cpu", workers=1):
-        "As the engine's, but with batch gate statistics every block holds all images: a caption's statistics span them."
-        bi, blocks = super().plan_blocks(n_images, lengths, R, grad, device, workers)
-        if not self.batch_gate() or bi >= n_images: return bi, blocks
-        mb = self.block_mb(device, grad) / workers
-        out, c0 = [], 0
-        while c0 < len(lengths):
-            c1 = min(len(lengths), c0 + max(1, self._pairs_per_block(R, int(lengths[c0]), grad, mb) // n_images))
-            out.append((c0, c1, int(lengths[c1 - 1]))); c0 = c1
-        return n_images, out
-
-    def gate_logits(self, z, node_mask, cap_ids):
-        """Normalised gate logits [b_i b_c, N] from `z` [b_i b_c, N]: BatchNorm1d(1) as the published per-caption loop
-        applies it (training: each caption's statistics over all its images x real nodes; eval: running statistics),
-        or `NodeGateNorm` (`norm="layer"`)."""
+    def gate_logits(self, z, node_mask, n_captions: int):
+        """`(normalised gate logits, statistics)` of `z [b_i b_c, N]` (`n_captions` = b_c). BatchNorm1d(1) as the
+        published per-caption loop applies it: in training each caption's statistics over all images x its real
+        nodes, returned as `[b_c, 2]` (mean, unbiased variance) for the running statistics; in eval the running
+        statistics. `norm="layer"`: `NodeGateNorm`. The statistics are None except in training with `norm="batch"`."""
         bn = self.gate_norm
-        if self.norm != "batch": return bn(z, node_mask)
-        if not self.batch_gate():
-            return (z - bn.running_mean) * torch.rsqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-        bc = len(cap_ids)
-        zc, m = z.view(-1, bc, z.shape[-1]), node_mask.view(-1, bc, z.shape[-1]).to(z.dtype)
+        if self.norm != "batch": return bn(z, node_mask), None
+        if not bn.training: return (z - bn.running_mean) * torch.rsqrt(bn.running_var + bn.eps) * bn.weight + bn.bias, None
+        zc, m = z.view(-1, n_captions, z.shape[-1]), node_mask.view(-1, n_captions, z.shape[-1]).to(z.dtype)
         n = m.sum((0, 2))                                                           # images x real nodes, per caption
         mu = (zc * m).sum((0, 2)) / n
         var = (((zc - mu[None, :, None]) * m) ** 2).sum((0, 2)) / n
-        if self._gate_stats is not None:                  # not during a checkpoint's recompute (which must save the same)
-            with torch.no_grad(): self._gate_stats.append((cap_ids.cpu(), mu.float(), (var * n / (n - 1).clamp_min(1)).float()))
         out = (zc - mu[None, :, None]) * torch.rsqrt(var + bn.eps)[None, :, None] * bn.weight + bn.bias
-        return out.view_as(z)
+        return out.view_as(z), torch.stack([mu, var * n / (n - 1).clamp_min(1)], 1).detach().float()
 
     def update_gate_statistics(self, stats):
-        "One running-statistics update per caption, in caption order, from the `(ids, mean, unbiased var)` of the blocks."
+        "One running-statistics update per caption, in caption order, from `stats [n_captions, 2]` (mean, unbiased variance)."
         bn = self.gate_norm
-        ids = torch.cat([s[0] for s in stats]); order = torch.argsort(ids)
-        mus, vars_ = torch.cat([s[1] for s in stats])[order], torch.cat([s[2] for s in stats])[order]
-        mom = bn.momentum
         with torch.no_grad():
-            for mu, var in zip(mus.to(bn.running_mean.device), vars_.to(bn.running_mean.device)):
-                bn.running_mean.mul_(1 - mom).add_(mom * mu)
-                bn.running_var.mul_(1 - mom).add_(mom * var)
-            bn.num_batches_tracked.add_(len(mus))
+            for mu, var in stats.to(bn.running_mean.device):
+                bn.running_mean.mul_(1 - bn.momentum).add_(bn.momentum * mu)
+                bn.running_var.mul_(1 - bn.momentum).add_(bn.momentum * var)
+            bn.num_batches_tracked.add_(len(stats))
 
     def similarity(self, img, txt):
-        if not self.batch_gate(): return super().similarity(img, txt)
-        self._gate_stats = []
-        try: out = super().similarity(img, txt)
-        finally: stats, self._gate_stats = self._gate_stats, None
-        if stats: self.update_gate_statistics(stats)
-        return out
+        "The engine's scores; in training mode with `norm=\"batch\"` the gate's running statistics then take the captions' updates."
+        sims, stats = block_similarity(self, img, txt)
+        if stats is not None: self.update_gate_statistics(stats)
+        return sims
 
     def score_block(self, imgs, caps, mask, img_terms, cap_terms):
         x, node_mask = self.nodes(imgs, caps, mask, img_terms, cap_terms)
-        z = self.gate_logits(self.gate(x).squeeze(-1), node_mask, cap_terms["ids"])
+        z, stats = self.gate_logits(self.gate(x).squeeze(-1), node_mask, caps.shape[0])
         g = torch.sigmoid(z).masked_fill(~node_mask, 0)
         g = g / (g.sum(-1, keepdim=True) + _EPS)                                   # l1norm over the real nodes
         s = l2norm(torch.bmm(g[:, None], x).squeeze(1))
-        return torch.sigmoid(self.sim_eval(s)).view(imgs.shape[0], caps.shape[0])
+        scores = torch.sigmoid(self.sim_eval(s)).view(imgs.shape[0], caps.shape[0])
+        return scores if stats is None else (scores, stats)
 
     def pair_floats(self, R, L, grad=False) -> float:
         return self._floats(R, L, grad, 3 if grad else 2) + 8 * (L + 1)
