@@ -92,12 +92,6 @@ class InteractionModel(nn.Module):
         "A dropout rate: the specific parameter, else the shared `dropout`, else the default."
         return float(specific if specific is not None else dropout if dropout is not None else default)
 
-    @classmethod
-    def legacy_config(cls, config: dict) -> dict:
-        "A model config written before the published architectures: its one `dropout` was the word dropout."
-        config = dict(config)
-        return {**config, "word_dropout": float(config.pop("dropout", 0.1))}
-
     # -- the model interface -------------------------------------------------------------------------------
     def encode_images(self, regions) -> TokenSet:
         "Region features [B, R, feat_dim] -> `TokenSet` of unit region vectors [B, R, E]."
@@ -434,13 +428,6 @@ class SGRAF(InteractionModel):
         self.sim_local, self.sim_global = nn.Linear(embed_size, sim_dim), nn.Linear(embed_size, sim_dim)
         self.sim_eval = nn.Linear(sim_dim, 1)
         _init_linear(self.sim_local); _init_linear(self.sim_global); _init_linear(self.sim_eval)
-
-    @classmethod
-    def legacy_config(cls, config: dict) -> dict:
-        "A config of the earlier version: LayerNorm layers, its one `dropout` for the words and the global vectors."
-        config = dict(config)
-        d = float(config.pop("dropout", 0.1))
-        return {**config, "word_dropout": d, "sa_dropout": d, "norm": "layer"}
 
     def image_terms(self, imgs) -> dict:
         if self.norm == "batch" and imgs.shape[1] != self.n_regions:

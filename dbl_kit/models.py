@@ -17,7 +17,7 @@ from .core import KitError, MODELS
 # %% auto #0
 __all__ = ['NORMS', 'POOLS', 'TokenSet', 'cat_encodings', 'length_mask', 'l2norm', 'masked_mean', 'sinusoid_positions',
            'gpo_pool', 'GPO', 'check_norm', 'RowBatchNorm', 'drop_regions', 'ImageEncoder', 'WordEncoder',
-           'TextEncoder', 'VSEModel', 'build_model', 'upgrade_config', 'rebuild_model']
+           'TextEncoder', 'VSEModel', 'build_model', 'rebuild_model']
 
 # %% ../nbs/03_models.ipynb #e71b23d8
 @dataclass
@@ -223,11 +223,6 @@ class VSEModel(nn.Module):
         self.img_enc = ImageEncoder(feat_dim, embed_size, img_pool, dropout, norm, region_drop)
         self.txt_enc = TextEncoder(vocab_size, embed_size, word_dim, txt_pool, word_dropout)
 
-    @staticmethod
-    def legacy_config(config: dict) -> dict:
-        "A model config written before `norm` existed: the LayerNorm MLP, one `dropout` for the MLP and the words."
-        return {**config, "norm": "layer", "word_dropout": float(config.get("dropout", 0.1)), "region_drop": 0.0}
-
     def encode_images(self, regions) -> torch.Tensor:
         "Region features [B, R, D] -> unit image embeddings [B, E]."
         return self.img_enc(regions)
@@ -257,18 +252,10 @@ def build_model(cfg, vocab_size: int, feat_dim: int, n_regions: int | None = Non
     model.config = {"model": name, **model.config}
     return model
 
-def upgrade_config(config: dict) -> dict:
-    """A checkpoint's model `config` as this version builds it: one written before the published architectures (no
-    `word_dropout`) goes through its backbone's `legacy_config` (the layers it was trained with, `norm="layer"`)."""
-    builder = MODELS[config.get("model", "vse")]
-    if "word_dropout" not in config and hasattr(builder, "legacy_config"): return builder.legacy_config(dict(config))
-    return dict(config)
-
 def rebuild_model(config: dict) -> nn.Module:
-    """A fresh model from the `config` a checkpoint recorded (`model` name + sizes); a config without a name is `vse`.
-    A config written before the published architectures (no `word_dropout`) is upgraded by the backbone's
-    `legacy_config`: it rebuilds the layers it was trained with (`norm="layer"`)."""
-    config = upgrade_config(config)
+    """A fresh model from the `config` a checkpoint recorded (`model` name, sizes and every hyperparameter): the
+    backbone exactly as the config says; a config without a name is `vse`."""
+    config = dict(config)
     name = config.pop("model", "vse")
     try: model = MODELS[name](**config)
     except TypeError as e:
