@@ -14,11 +14,13 @@ import torch
 from .core import KitError
 from .metrics import retrieval_ranks, retrieval_metrics
 from .rundir import EVAL_SPLITS, RunDir, open_run
+from .data import load_split, resolve_dataset
+from .shapes import describe_scene
 
 # %% auto #0
 __all__ = ['DIRECTIONS', 'as_directions', 'triplet_stats', 'toy_run', 'is_run_source', 'pick_branches', 'resolve_margin',
-           'run_stats', 'branch_stats', 'distance_summary', 'separation_fraction', 'top_matches', 'inspect_query',
-           'history_frame', 'stage_spans']
+           'run_stats', 'branch_stats', 'distance_summary', 'separation_fraction', 'top_matches', 'run_texts',
+           'inspect_query', 'history_frame', 'stage_spans']
 
 # %% ../nbs/09_analysis.ipynb #bca03894
 DIRECTIONS = ("i2t", "t2i")
@@ -190,11 +192,36 @@ def top_matches(sims, query, direction="i2t", k=5, captions_per_image=5) -> pd.D
     positive = (order // cpi == query) if d == "i2t" else (order == query // cpi)
     return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "index": order, "similarity": row[order], "positive": positive})
 
+# %% ../nbs/09_analysis.ipynb #7a1e0c02
+_TEXTS_CACHE = OrderedDict()
+
+def run_texts(run, split="dev") -> dict:
+    "{'images': [str], 'captions': [str], 'note': str or None}: the dataset's captions and scene descriptions, or indices."
+    run = open_run(run)
+    key = (str(run.path), split)
+    if key in _TEXTS_CACHE: return _TEXTS_CACHE[key]
+    n_img, n_cap = run.sims(run.target, split).shape
+    out = {"images": [f"image {i}" for i in range(n_img)], "captions": [f"caption {j}" for j in range(n_cap)], "note": None}
+    try:
+        part = load_split(resolve_dataset(run.config.get("dataset"), run.config.get("data_path")), split)
+        if split == "dev" and run.config.get("dev_images"): part = part.head(run.config["dev_images"])   # as scored
+        if part.n_images != n_img or part.n_captions != n_cap:
+            raise KitError(f"the dataset's {split} split has {part.n_images} images / {part.n_captions} captions but the "
+                           f"run saved {n_img} / {n_cap}")
+        out["captions"] = list(part.captions)
+        if part.scenes is not None:                  # a shapes folder (by name or by path) saves its scenes
+            out["images"] = [f"image {i}: {describe_scene(s)}" for i, s in enumerate(part.scenes)]
+    except (KitError, OSError, ValueError) as e:    # texts only decorate: never fail an explorer over them
+        out["note"] = f"dataset texts unavailable ({str(e).rstrip('.')}); showing indices"
+    _TEXTS_CACHE[key] = out
+    while len(_TEXTS_CACHE) > 8: _TEXTS_CACHE.popitem(last=False)
+    return out
+
 # %% ../nbs/09_analysis.ipynb #6773f6ab
 def inspect_query(source, query, branches=None, split="dev", direction="i2t", k=5) -> dict:
     "{'query': text, 'truth': [texts], 'note': str or None, branch: top_matches with a 'text' column} for one query."
     run = open_run(source); names = pick_branches(run, branches)
-    d, = as_directions(direction); t, cpi = run.texts(split), run.captions_per_image(split)
+    d, = as_directions(direction); t, cpi = run_texts(run, split), run.captions_per_image(split)
     out = {"query": (t["images"] if d == "i2t" else t["captions"])[query], "note": t["note"],
            "truth": ([t["captions"][j] for j in range(query * cpi, (query + 1) * cpi)] if d == "i2t"
                      else [t["images"][query // cpi]])}

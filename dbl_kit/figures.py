@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from .core import KitError
 from .rundir import open_run
 from .analysis import (as_directions, branch_stats, history_frame, is_run_source, pick_branches, resolve_margin,
-                              separation_fraction, stage_spans)
+                              run_texts, separation_fraction, stage_spans)
 
 # %% auto #0
 __all__ = ['branch_color', 'distance_figure', 'separability_figure', 'scatter_figure', 'history_figure', 'umap_figure', 'figures']
@@ -249,7 +249,7 @@ def umap_figure(source, branches=None, n_images=150, seed=0, n_neighbors=15, ima
         if missing: return _message_figure("UMAP of dev embeddings: not available", _no_embeddings(run, missing))
         embs = {b: run.embeddings(b) for b in names}
         if image_texts is None:
-            t = run.texts("dev"); image_texts, caption_texts = t["images"], t["captions"]
+            t = run_texts(run, "dev"); image_texts, caption_texts = t["images"], t["captions"]
     else:
         names = list(source) if branches is None else list(branches)
         embs = {b: tuple(np.asarray(e, np.float32) for e in source[b]) for b in names}

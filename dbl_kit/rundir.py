@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 import dbl_kit
 
 from .core import KitError, atomic_path, save_json, load_json, save_npy, read_jsonl, _to_jsonable
-from .data import Vocab, resolve_dataset, load_split
+from .data import Vocab
 from .models import rebuild_model
 
 # %% auto #0
@@ -288,27 +288,6 @@ class RunDir:
     def available_splits(self):
         "Splits for which every branch has saved similarities."
         return [s for s in EVAL_SPLITS if all(self.sims_file(b, s).is_file() for b in self.branches)]
-
-    def texts(self, split="dev") -> dict:
-        "{'images': [str], 'captions': [str], 'note': str or None}: the dataset's captions and scene descriptions, or indices."
-        key = ("texts", split)
-        if key in self._cache: return self._cache[key]
-        n_img, n_cap = self.sims(self.target, split).shape
-        out = {"images": [f"image {i}" for i in range(n_img)], "captions": [f"caption {j}" for j in range(n_cap)], "note": None}
-        try:
-            part = load_split(resolve_dataset(self.config.get("dataset"), self.config.get("data_path")), split)
-            if split == "dev" and self.config.get("dev_images"): part = part.head(self.config["dev_images"])   # as scored
-            if part.n_images != n_img or part.n_captions != n_cap:
-                raise KitError(f"the dataset's {split} split has {part.n_images} images / {part.n_captions} captions but the "
-                               f"run saved {n_img} / {n_cap}")
-            out["captions"] = list(part.captions)
-            if part.scenes is not None:                  # a shapes folder (by name or by path) saves its scenes
-                from dbl_kit.shapes import describe_scene
-                out["images"] = [f"image {i}: {describe_scene(s)}" for i, s in enumerate(part.scenes)]
-        except (KitError, OSError, ValueError) as e:    # texts only decorate: never fail an explorer over them
-            out["note"] = f"dataset texts unavailable ({str(e).rstrip('.')}); showing indices"
-        self._cache[key] = out
-        return out
 
 def open_run(run_dir) -> RunDir:
     "Open a run directory or an evaluation folder (`EvalDir`); a relative path is also looked for in the runs folder; a `RunDir` is returned as is."

@@ -9,6 +9,7 @@ from fastcore.test import test_eq, test_close, test_fail
 from dbl_kit.core import KitError
 from dbl_kit import analysis
 from dbl_kit.rundir import open_run
+from dbl_kit.analysis import run_texts
 from fake_run import make_fake_run
 from reference import triplet_stats as loop_stats
 
@@ -81,7 +82,7 @@ def test_rundir_reads_a_fake_run(run_dir):
     test_eq(run.sims("target", "test").shape, (16, 80))
     ims, caps = run.embeddings("anchor")
     test_eq((ims.shape, caps.shape, ims.dtype), ((24, 12), (120, 12), np.float32))
-    texts = run.texts("dev")
+    texts = run_texts(run, "dev")
     test_eq(texts["images"][3], "image 3")
     assert texts["note"]                               # the fake dataset folder does not exist
     test_eq(run.status(), "finished: test rSum 270.0 (target)")

@@ -11,6 +11,7 @@ from dbl_kit.core import KitError
 from dbl_kit.data import load_split, Vocab
 from dbl_kit.evaluation import evaluate_runs, eccv_metrics, eccv_annotations, ECCV_SHAPE, ensemble
 from dbl_kit.rundir import RunDir, EvalDir, open_run
+from dbl_kit.analysis import run_texts
 from reference import retrieval_metrics as loop_metrics
 
 
@@ -100,7 +101,7 @@ def test_f30k_style_test_split_and_default_folder(two_runs):
     check_close(r["protocols"]["all"], loop_metrics(np.load(out / "sims.npy")))
     e = open_run(out)
     assert isinstance(e, EvalDir) and e.available_splits() == ["test"] and e.sims("eval").shape == (20, 100)
-    assert e.texts("test")["captions"][0].startswith("A ")       # the explorer's texts come from the dataset
+    assert run_texts(e, "test")["captions"][0].startswith("A ")       # the explorer's texts come from the dataset
 
 
 def test_cli_eval_and_report(two_runs, tmp_path):

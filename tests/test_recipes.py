@@ -7,6 +7,7 @@ from fastcore.test import test_eq
 
 from dbl_kit.recipes import RECIPES, describe_recipes
 from dbl_kit.rundir import RunDir
+from dbl_kit.analysis import run_texts
 
 
 def coco_layout(folder, sizes, feat=8, regions=4, seed=0):
@@ -55,7 +56,7 @@ def test_dev_images_scores_the_first_images(folder, tmp_path):
     res = dbl_kit.train(dataset=str(folder), runs_path=str(tmp_path), run_name="dev6", epochs=1, dev_images=6, **SMALL)
     run = RunDir(res.run_dir)
     test_eq(run.sims(run.target, "dev").shape, (6, 30))
-    test_eq(run.texts("dev")["captions"], (folder / "dev_caps.txt").read_text().splitlines()[:30])
+    test_eq(run_texts(run, "dev")["captions"], (folder / "dev_caps.txt").read_text().splitlines()[:30])
 
 
 def test_recipes_command_lists_every_recipe():
