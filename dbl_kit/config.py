@@ -5,82 +5,38 @@
 # %% ../nbs/15_config.ipynb #dea763e9
 from __future__ import annotations
 import configparser, difflib, json, os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable
 
-from .core import KitError, Registry, MODELS, TRANSFERS, SCENARIOS
+from .core import (KitError, Registry, MODELS, TRANSFERS, SCENARIOS, Param, NotAccepted, choice, registered, listing,
+                          number, flag, text, merge_params)
 
 # %% auto #0
-__all__ = ['ADAPTATIONS', 'PARAMS', 'ENV_VARS', 'SETTINGS_DEFAULTS', 'RECIPE_RECORD', 'Param', 'NotAccepted', 'choice',
-           'registered', 'listing', 'number', 'flag', 'text', 'find_settings', 'read_settings', 'Config', 'make_config']
+__all__ = ['TRAINER_PARAMS', 'PARAMS', 'ENV_VARS', 'SETTINGS_DEFAULTS', 'RECIPE_RECORD', 'ParamTable', 'find_settings',
+           'read_settings', 'Config', 'make_config']
 
 # %% ../nbs/15_config.ipynb #38caa194
-@dataclass(frozen=True)
-class Param:
-    "A training parameter: its default, a checker/converter, and one line of help (a string, or a registry's list)."
-    default: Any
-    check: Callable[[Any], Any]
-    help: str | Callable[[], str]
-    @property
-    def text(self) -> str: return self.help() if callable(self.help) else self.help
-
-class NotAccepted(ValueError):
-    "A value outside a fixed list: the message names the closest accepted value and lists them all, once."
-    def __init__(self, value, options):
-        close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1) if isinstance(value, str) else []
-        super().__init__((f"did you mean {close[0]!r}? " if close else "") + f"accepted values: {', '.join(map(repr, options))}")
-
-def choice(*options):
-    "A check accepting exactly one of `options`."
-    def _check(v):
-        if v not in options: raise NotAccepted(v, options)
-        return v
-    return _check
-
-def registered(registry: Registry):
-    "A check accepting any name registered in `registry`, read when the check runs (so later registrations count)."
-    def _check(v):
-        if v not in registry: raise NotAccepted(v, registry.names())
-        return v
-    return _check
-
-def listing(registry: Registry, lead: str) -> Callable[[], str]:
-    "Help text that lists the registry's entries when it is read."
-    return lambda: f"{lead}: {registry.describe()}"
-
-def number(kind=float, low=None, high=None, low_open=False, optional=False):
-    "A check for an int/float in a range; `optional` also accepts None."
-    def _check(v):
-        if v is None and optional: return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and float(v) != int(v)):
-            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}" + (" or None" if optional else ""))
-        v = kind(v)
-        if low is not None and (v <= low if low_open else v < low):
-            raise ValueError(f"must be {'>' if low_open else '>='} {low}")
-        if high is not None and v > high: raise ValueError(f"must be <= {high}")
-        return v
-    return _check
-
-def flag(v):
-    "A check for a boolean (papermill passes real booleans; strings 'true'/'false' are accepted too)."
-    if isinstance(v, str) and v.lower() in ("true", "false"): return v.lower() == "true"
-    if not isinstance(v, bool): raise ValueError("expected True or False")
-    return v
-
-def text(optional=True):
-    "A check for a string (a name or a path); `optional` also accepts None."
-    def _check(v):
-        if v is None and optional: return None
-        if isinstance(v, Path): v = str(v)
-        if not isinstance(v, str) or not v: raise ValueError("expected a non-empty string" + (" or None" if optional else ""))
-        return v
-    return _check
+class ParamTable(Mapping):
+    """`PARAMS`: the trainer's own parameters in `sections` (name -> `Param`, in order), with each registry's declared
+    settings after the parameter that chooses from it (`model`, `transfer`, `scenario`), read from the registries on
+    every access. A name declared twice must agree (`merge_params`)."""
+    def __init__(self, sections: list[dict], after: dict[str, Registry]):
+        self.sections, self.after = sections, after
+    def table(self) -> dict:
+        parts = []
+        for section in self.sections:
+            for name, p in section.items():
+                parts.append({name: p})
+                if name in self.after: parts.append(self.after[name].params())
+        return merge_params(parts, "PARAMS")
+    def __getitem__(self, name): return self.table()[name]
+    def __iter__(self): return iter(self.table())
+    def __len__(self): return len(self.table())
+    def __contains__(self, name): return name in self.table()
+    def __repr__(self): return f"ParamTable({', '.join(self.table())})"
 
 # %% ../nbs/15_config.ipynb #4a70c3a2
-ADAPTATIONS = ("none", "hard", "soft")
-
-PARAMS: dict[str, Param] = {
+TRAINER_PARAMS: dict[str, Param] = {
     # data and places
     "dataset":          Param("shapes", text(False), "'shapes', 'coco', 'f30k', or a path to a precomp folder"),
     "data_path":        Param(None, text(), "folder holding coco_precomp/, f30k_precomp/, shapes_precomp/ (settings.ini: data_path)"),
@@ -92,22 +48,6 @@ PARAMS: dict[str, Param] = {
     "caption_aug":      Param(0.0, number(float, 0, 1), "training-caption augmentation: share of words changed (the reference uses 0.2: half masked, a tenth random, the rest deleted); 0 = off"),
     # model
     "model":            Param("vse", registered(MODELS), listing(MODELS, "backbone")),
-    "embed_size":       Param(256, number(int, 1), "joint embedding size (VSE-infinity uses 1024)"),
-    "word_dim":         Param(300, number(int, 1), "word embedding size"),
-    "img_pool":         Param("gpo", choice("gpo", "mean"), "pooling of region features"),
-    "txt_pool":         Param("gpo", choice("gpo", "mean"), "pooling of word features"),
-    "dropout":          Param(None, number(float, 0, 0.9, optional=True), "one rate for every dropout that word_dropout / sa_dropout leave unset, and the vse MLP's dropout with norm='layer'; default: each layer's own default (off in eval mode)"),
-    "norm":             Param("batch", choice("batch", "layer"), "sgr/saf/vse normalisation: 'batch' = the published BatchNorm layers (SGRAF VisualSA BatchNorm1d(R) + BatchNorm1d(E), SAF gate BatchNorm1d(1), VSE-infinity MLP BatchNorm1d(E/2)); 'layer' = the kit's earlier LayerNorm-style layers (any region count, no batch statistics; dropouts default to 0.1)"),
-    "word_dropout":     Param(None, number(float, 0, 0.9, optional=True), "dropout on the word embeddings; default: the backbone's published value (ave/sgr/saf 0.4 as SGRAF and DBL, scan_*/vse 0 as SCAN and VSE-infinity)"),
-    "sa_dropout":       Param(None, number(float, 0, 0.9, optional=True), "sgr/saf: dropout in the image and text self-attention (VisualSA/TextSA); default: 0.4 (published)"),
-    "region_drop":      Param(None, number(float, 0, 0.9, optional=True), "vse: share of regions dropped from each training image (GPO pools the kept ones); default: 0.2 (VSE-infinity) with norm='batch', 0 with norm='layer'"),
-    # interaction backbones (scan_t2i, scan_i2t, ave, sgr, saf)
-    "sim_dim":          Param(256, number(int, 1), "ave/sgr/saf: size of the local similarity vectors (SGRAF: 256)"),
-    "lambda_softmax":   Param(None, number(float, 0, low_open=True, optional=True), "attention inverse temperature; default: the head's published value (t2i and ave/sgr/saf 9, i2t 4)"),
-    "agg":              Param("avg", choice("avg", "lse"), "scan_t2i/scan_i2t: pool word (or region) scores by mean or log-sum-exp"),
-    "lse":              Param(None, number(float, 0, low_open=True, optional=True), "scan_*: log-sum-exp temperature with agg='lse'; default: published (t2i 6, i2t 5)"),
-    "sgr_step":         Param(3, number(int, 1), "sgr: graph-reasoning steps"),
-    "sim_budget_mb":    Param(4096.0, number(float, 1), "interaction backbones: memory budget (MB) of one block of image-caption pairs in the similarity engine"),
     # optimisation
     "epochs":           Param(6, number(int, 1), "training epochs (the target's, in the offline scenario); 6 fits `make demo` in a few minutes on 2 CPU cores"),
     "batch_size":       Param(128, number(int, 2), "matched pairs per batch"),
@@ -118,7 +58,6 @@ PARAMS: dict[str, Param] = {
     "lr_decay_epochs":  Param(None, number(int, 1, optional=True), "step decay period in epochs; default: 2/3 of epochs"),
     "grad_clip":        Param(2.0, number(float, 0), "gradient-norm clipping per branch (0: off)"),
     "base_loss":        Param("triplet", choice("triplet", "triplet+cmpm"), "what every branch learns besides the transfer: the triplet ranking loss, or it plus CMPM (the reference's extra offline base loss)"),
-    "margin":           Param(0.2, number(float, 0), "triplet margin; the boosting margin is margin * beta"),
     "max_violation":    Param(True, flag, "hardest negative (VSE++) instead of the sum over negatives"),
     "warmup_epochs":    Param(1, number(int, 0), "epochs of sum-over-negatives before hardest negatives, for branches trained from scratch"),
     # runtime
@@ -136,20 +75,8 @@ PARAMS: dict[str, Param] = {
     "scenario":         Param("baseline", registered(SCENARIOS), listing(SCENARIOS, "how the branches relate")),
     "transfer":         Param("rel_max", registered(TRANSFERS), listing(TRANSFERS, "what the target learns from the anchor")),
     "alpha":            Param(1.0, number(float, 0), "weight of the transfer loss"),
-    "beta":             Param(1.0, number(float, 0), "boosting margin = margin * beta"),
-    "gamma":            Param(0.5, number(float, 0, 1), "absolute losses: share of the margin on the positive"),
-    "adaptation":       Param("none", choice(*ADAPTATIONS), "margin adaptation to the anchor's values"),
-    "tau":              Param(0.1, number(float, 0, low_open=True), "softmax temperature of the kd/dml/dino/dinopp/boostpro transfers (1/tau = 10 in the reference)"),
-    "n_branches":       Param(2, number(int, 2), "online scenario: number of branches"),
-    "direction":        Param("forward", choice("forward", "mutual"), "online: learn from earlier branches, or from all (mutual)"),
-    "momentum":         Param(0.9995, number(float, 0, 1), "momentum scenario: starting EMA momentum (rises to 1)"),
-    "momentum_halflife": Param(None, number(float, 0, 1, low_open=True, optional=True), "momentum scenario: the EMA's starting half-life as a fraction of the run's steps (sets momentum = 0.5 ** (1 / (fraction * steps))); config.json records both"),
-    "ema_buffers":      Param("copy", choice("copy", "keep"), "momentum scenario: the EMA anchor's buffers (BatchNorm running statistics) after each step: 'copy' the target's (statistics that match the averaged weights), or 'keep' their initial values as the DBL reference does (it moves parameters only)"),
-    "anchor_epochs":    Param(None, number(int, 1, optional=True), "offline: anchor training epochs; default: epochs"),
-    "anchor_ckpt":      Param(None, text(), "offline: a run directory or .safetensors checkpoint to use as the anchor"),
-    "init_from_anchor": Param(True, flag, "offline: start the target from the anchor's weights"),
-    "anchor_cache_mb":  Param(8192.0, number(float, 0), "offline: cache the frozen anchor's encodings of the training split when they fit in this many MB (float32; bf16 with amp), else the anchor encodes each batch without gradients; 0: never cache"),
 }
+PARAMS = ParamTable([TRAINER_PARAMS], {"model": MODELS, "scenario": SCENARIOS, "transfer": TRANSFERS})
 ENV_VARS = {"data_path": "DBL_DATA_PATH", "runs_path": "DBL_RUNS_PATH", "device": "DBL_DEVICE"}
 SETTINGS_DEFAULTS = {"data_path": "data", "runs_path": "runs", "device": "auto"}
 
@@ -159,7 +86,7 @@ def _recipe_check(v):
     if v is None or v in RECIPES: return v
     raise ValueError(f"accepted values: None or one of {', '.join(map(repr, RECIPES))} (dbl-kit recipes lists them)")
 
-PARAMS.update({
+TRAINER_PARAMS.update({
     "recipe":     Param(None, _recipe_check, "published training settings by name (dbl-kit recipes lists them with their sources), e.g. 'sgr_f30k'; explicit parameters override its values"),
     "dev_images": Param(None, number(int, 1, optional=True), "dev evaluation during training on the first N images and their captions (the published code: 1000); default: the whole dev split"),
 })

@@ -4,8 +4,10 @@
 
 # %% ../nbs/16_core.ipynb #50c26b2a
 from __future__ import annotations
-import contextlib, json, os, random, tempfile
+import contextlib, difflib, json, os, random, tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 # Before torch loads OpenMP: waiting threads sleep instead of spinning, so a run beside another CPU-bound program does
 # not collapse (dbl_kit.runtime has the measurement). A value set in the environment wins.
@@ -15,7 +17,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SPLITS', 'MODELS', 'TRANSFERS', 'SCENARIOS', 'KitError', 'check_choice', 'Registry', 'atomic_path', 'save_json',
+__all__ = ['SPLITS', 'MODELS', 'TRANSFERS', 'SCENARIOS', 'KitError', 'check_choice', 'Param', 'merge_params', 'NotAccepted',
+           'choice', 'registered', 'listing', 'number', 'flag', 'text', 'Registry', 'atomic_path', 'save_json',
            'load_json', 'save_npy', 'append_jsonl', 'read_jsonl', 'seed_everything', 'use_amp', 'resolve_device']
 
 # %% ../nbs/16_core.ipynb #a4a65eef
@@ -32,6 +35,79 @@ def check_choice(name, value, options):
 
 SPLITS = ("train", "dev", "test")   # the precomp splits every run reads (COCO's `testall` is optional)
 
+# %% ../nbs/16_core.ipynb #fb4160e8
+@dataclass(frozen=True)
+class Param:
+    "A training parameter: its default, a checker/converter, and one line of help (a string, or a registry's list)."
+    default: Any
+    check: Callable[[Any], Any]
+    help: str | Callable[[], str]
+    @property
+    def text(self) -> str: return self.help() if callable(self.help) else self.help
+
+def merge_params(tables, where: str = "") -> dict:
+    "One table from several `{name: Param}` tables, in order; a name declared twice must have one default and help."
+    out = {}
+    for table in tables:
+        for k, p in table.items():
+            q = out.setdefault(k, p)
+            if q is not p and (q.default, q.text) != (p.default, p.text):
+                raise KitError(f"Setting {k!r} is declared twice with different defaults or help ({where}): "
+                               f"{q.default!r} ({q.text}) and {p.default!r} ({p.text}); declare it once and share it.")
+    return out
+
+class NotAccepted(ValueError):
+    "A value outside a fixed list: the message names the closest accepted value and lists them all, once."
+    def __init__(self, value, options):
+        close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1) if isinstance(value, str) else []
+        super().__init__((f"did you mean {close[0]!r}? " if close else "") + f"accepted values: {', '.join(map(repr, options))}")
+
+def choice(*options):
+    "A check accepting exactly one of `options`."
+    def _check(v):
+        if v not in options: raise NotAccepted(v, options)
+        return v
+    return _check
+
+def registered(registry: Registry):
+    "A check accepting any name registered in `registry`, read when the check runs (so later registrations count)."
+    def _check(v):
+        if v not in registry: raise NotAccepted(v, registry.names())
+        return v
+    return _check
+
+def listing(registry: Registry, lead: str) -> Callable[[], str]:
+    "Help text that lists the registry's entries when it is read."
+    return lambda: f"{lead}: {registry.describe()}"
+
+def number(kind=float, low=None, high=None, low_open=False, optional=False):
+    "A check for an int/float in a range; `optional` also accepts None."
+    def _check(v):
+        if v is None and optional: return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and float(v) != int(v)):
+            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}" + (" or None" if optional else ""))
+        v = kind(v)
+        if low is not None and (v <= low if low_open else v < low):
+            raise ValueError(f"must be {'>' if low_open else '>='} {low}")
+        if high is not None and v > high: raise ValueError(f"must be <= {high}")
+        return v
+    return _check
+
+def flag(v):
+    "A check for a boolean (papermill passes real booleans; strings 'true'/'false' are accepted too)."
+    if isinstance(v, str) and v.lower() in ("true", "false"): return v.lower() == "true"
+    if not isinstance(v, bool): raise ValueError("expected True or False")
+    return v
+
+def text(optional=True):
+    "A check for a string (a name or a path); `optional` also accepts None."
+    def _check(v):
+        if v is None and optional: return None
+        if isinstance(v, Path): v = str(v)
+        if not isinstance(v, str) or not v: raise ValueError("expected a non-empty string" + (" or None" if optional else ""))
+        return v
+    return _check
+
 # %% ../nbs/16_core.ipynb #21af08cd
 def _definition(builder):
     "What a builder is, by name: re-running the cell that defines it (a notebook) replaces it instead of clashing."
@@ -39,18 +115,23 @@ def _definition(builder):
     return getattr(builder, "__qualname__", repr(builder))
 
 class Registry:
-    "A name -> builder mapping filled by `@registry.register(name)` beside each definition."
+    "A name -> builder mapping filled by `@registry.register(name)` beside each definition, with each entry's settings."
     def __init__(self, kind: str, hint: str = ""):
-        self.kind, self.hint, self._entries, self._help = kind, hint, {}, {}
+        self.kind, self.hint, self._entries, self._help, self._params, self._published = kind, hint, {}, {}, {}, {}
 
-    def register(self, name: str | None = None, help: str | None = None):
-        "Decorator: add the decorated builder under `name` (default: its `__name__`), with one line of `help`."
+    def register(self, name: str | None = None, help: str | None = None, params: dict | None = None,
+                 published: dict | Callable[[dict], dict] | None = None):
+        """Decorator: add the decorated builder under `name` (default: its `__name__`), with one line of `help`, the
+        settings it reads (`params`: name -> `Param`) and the published values of those whose default is None
+        (`published`: a dict, or a function of the settings given that returns one)."""
         def deco(builder):
             key = name or builder.__name__
             if key in self._entries and _definition(self._entries[key]) != _definition(builder):
                 raise KitError(f"{self.kind} {key!r} is registered twice; pick another name for the second definition.")
+            merge_params([*(v for k, v in self._params.items() if k != key), params or {}], f"{self.kind} {key!r}")
             self._entries[key] = builder
             self._help[key] = help or ((builder.__doc__ or "").strip().splitlines() or [""])[0]
+            self._params[key], self._published[key] = dict(params or {}), published
             return builder
         return deco
 
@@ -67,6 +148,19 @@ class Registry:
     def help(self, name) -> str: self[name]; return self._help[name]
     def describe(self) -> str: return "; ".join(f"'{k}': {h}" if h else f"'{k}'" for k, h in self._help.items())
     def __repr__(self): return f"Registry({self.kind!r}: {', '.join(self._entries)})"
+
+    def params(self, name=None) -> dict:
+        "The settings entry `name` declares; without a name, every entry's, in registration order."
+        if name is not None: self[name]; return dict(self._params[name])
+        return merge_params(self._params.values(), f"the {self.kind}s")
+
+    def published(self, name, settings: dict) -> dict:
+        """`settings` with each None replaced by entry `name`'s published value for it (the one place where a None
+        setting becomes the published default); a setting the entry publishes nothing for stays as given."""
+        self[name]
+        pub = self._published[name] or {}
+        values = pub(dict(settings)) if callable(pub) else pub
+        return {k: values.get(k) if v is None else v for k, v in settings.items()}
 
 MODELS = Registry("model", "Register a backbone with @MODELS.register('name') beside its definition.")
 TRANSFERS = Registry("transfer", "Register a transfer loss with @TRANSFERS.register('name') beside its definition.")

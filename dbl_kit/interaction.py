@@ -13,14 +13,15 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.checkpoint import checkpoint
 from .runtime import progress as show_bar   # a bar, a widget or lines, as the front end can show
 
-from .core import KitError, MODELS
-from .models import TokenSet, WordEncoder, check_norm, length_mask, l2norm
+from .core import KitError, MODELS, Param, choice, number
+from .models import (TokenSet, WordEncoder, ENCODER_PARAMS, NORM_PARAM, check_norm, given, length_mask,
+                             l2norm)
 
 # %% auto #0
-__all__ = ['AGGREGATIONS', 'TokenImageEncoder', 'TokenTextEncoder', 'word_attention', 'masked_aggregate', 'InteractionModel',
-           'plan_blocks', 'block_similarity', 'SCAN', 'SCANt2i', 'SCANi2t', 'local_vectors', 'local_flops',
-           'local_floats', 'AVE', 'GradDropout', 'ImageGlobal', 'TextGlobal', 'NodeGateNorm', 'GraphStep', 'SGRAF',
-           'SGR', 'SAF', 'token_cache_bytes']
+__all__ = ['AGGREGATIONS', 'INTERACTION_PARAMS', 'TokenImageEncoder', 'TokenTextEncoder', 'word_attention', 'masked_aggregate',
+           'InteractionModel', 'plan_blocks', 'block_similarity', 'SCAN', 'SCANt2i', 'SCANi2t', 'head_params',
+           'scan_published', 'local_vectors', 'local_flops', 'local_floats', 'AVE', 'GradDropout', 'ImageGlobal',
+           'TextGlobal', 'NodeGateNorm', 'GraphStep', 'SGRAF', 'SGR', 'SAF', 'sgraf_published', 'token_cache_bytes']
 
 # %% ../nbs/04_interaction.ipynb #9f9234ea
 class TokenImageEncoder(nn.Module):
@@ -75,8 +76,6 @@ class InteractionModel(nn.Module):
     cpu_block_mb = 32.0
     all_images_per_block = False   # True: every block holds all images (per-caption batch statistics, `saf`)
 
-    published_word_dropout = 0.0   # dropout on the word embeddings in the published code of the head
-
     def __init__(self, vocab_size: int, feat_dim: int, embed_size: int, word_dim: int, word_dropout: float,
                  sim_budget_mb: float, **head):
         super().__init__()
@@ -86,11 +85,6 @@ class InteractionModel(nn.Module):
         self.embed_size, self.sim_budget_mb = int(embed_size), float(sim_budget_mb)
         self.img_enc = TokenImageEncoder(feat_dim, embed_size)
         self.txt_enc = TokenTextEncoder(vocab_size, embed_size, word_dim, word_dropout)
-
-    @staticmethod
-    def rate(specific, dropout, default) -> float:
-        "A dropout rate: the specific parameter, else the shared `dropout`, else the default."
-        return float(specific if specific is not None else dropout if dropout is not None else default)
 
     # -- the model interface -------------------------------------------------------------------------------
     def encode_images(self, regions) -> TokenSet:
@@ -205,14 +199,11 @@ def block_similarity(head, img: TokenSet, txt: TokenSet):
 AGGREGATIONS = ("avg", "lse")
 
 class SCAN(InteractionModel):
-    "Shared set-up of the two SCAN directions: `lambda_softmax`, `agg` and `lse` with the direction's published defaults."
-    defaults = dict(lambda_softmax=9.0, lse=6.0)
-
+    "Shared set-up of the two SCAN directions: `lambda_softmax`, `agg` and `lse`, None ones at the direction's published values."
     def _init(self, vocab_size, feat_dim, embed_size, word_dim, dropout, word_dropout, lambda_softmax, agg, lse, sim_budget_mb):
         if agg not in AGGREGATIONS: raise KitError(f"agg={agg!r} is not a SCAN aggregation; use one of {AGGREGATIONS}.")
-        lam = self.defaults["lambda_softmax"] if lambda_softmax is None else float(lambda_softmax)
-        lse = self.defaults["lse"] if lse is None else float(lse)
-        word = self.rate(word_dropout, dropout, self.published_word_dropout)
+        s = MODELS.published(self.name, dict(dropout=dropout, word_dropout=word_dropout, lambda_softmax=lambda_softmax, lse=lse))
+        lam, lse, word = float(s["lambda_softmax"]), float(s["lse"]), float(s["word_dropout"])
         super().__init__(vocab_size, feat_dim, embed_size, word_dim, word, sim_budget_mb, lambda_softmax=lam, agg=agg, lse=lse)
         self.lam, self.agg, self.lse = lam, agg, lse
 
@@ -246,7 +237,6 @@ class SCANt2i(SCAN):
 class SCANi2t(SCAN):
     "SCAN image-to-text: every region attends to the words; the image's score pools region-context cosines."
     name, direction = "scan_i2t", "i2t"
-    defaults = dict(lambda_softmax=4.0, lse=5.0)
     def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
                  dropout: float | None = None, word_dropout: float | None = None, lambda_softmax: float | None = None,
                  agg: str = "avg", lse: float | None = None, sim_budget_mb: float = 4096.0):
@@ -272,8 +262,29 @@ class SCANi2t(SCAN):
     def pair_floats(self, R, L, grad=False) -> float:
         return (12 if grad else 6) * R * L + 4 * R
 
-MODELS.register("scan_t2i", help="SCAN text-to-image (words attend to regions; lambda_softmax 9, agg avg|lse)")(SCANt2i)
-MODELS.register("scan_i2t", help="SCAN image-to-text (regions attend to words; lambda_softmax 4, agg avg|lse)")(SCANi2t)
+INTERACTION_PARAMS = {   # read by the interaction heads (each registry line takes those it uses)
+    "sa_dropout":     Param(None, number(float, 0, 0.9, optional=True), "sgr/saf: dropout in the image and text self-attention (VisualSA/TextSA); default: 0.4 (published)"),
+    "sim_dim":        Param(256, number(int, 1), "ave/sgr/saf: size of the local similarity vectors (SGRAF: 256)"),
+    "lambda_softmax": Param(None, number(float, 0, low_open=True, optional=True), "attention inverse temperature; default: the head's published value (t2i and ave/sgr/saf 9, i2t 4)"),
+    "agg":            Param("avg", choice(*AGGREGATIONS), "scan_t2i/scan_i2t: pool word (or region) scores by mean or log-sum-exp"),
+    "lse":            Param(None, number(float, 0, low_open=True, optional=True), "scan_*: log-sum-exp temperature with agg='lse'; default: published (t2i 6, i2t 5)"),
+    "sgr_step":       Param(3, number(int, 1), "sgr: graph-reasoning steps"),
+    "sim_budget_mb":  Param(4096.0, number(float, 1), "interaction backbones: memory budget (MB) of one block of image-caption pairs in the similarity engine"),
+}
+
+def head_params(*names) -> dict:
+    "The settings an interaction head reads: the encoders' (`ENCODER_PARAMS`), then `names`, then the memory budget."
+    return {**ENCODER_PARAMS, **{k: NORM_PARAM if k == "norm" else INTERACTION_PARAMS[k] for k in names},
+            "sim_budget_mb": INTERACTION_PARAMS["sim_budget_mb"]}
+
+def scan_published(lam: float, lse: float):
+    "The published values of a SCAN direction's None settings: its `lambda_softmax` and `lse`, no word dropout, Adam."
+    return lambda s: dict(lambda_softmax=lam, lse=lse, word_dropout=given(s, "dropout", 0.0), optimizer="adam")
+
+MODELS.register("scan_t2i", help="SCAN text-to-image (words attend to regions; lambda_softmax 9, agg avg|lse)",
+                params=head_params("lambda_softmax", "agg", "lse"), published=scan_published(9.0, 6.0))(SCANt2i)
+MODELS.register("scan_i2t", help="SCAN image-to-text (regions attend to words; lambda_softmax 4, agg avg|lse)",
+                params=head_params("lambda_softmax", "agg", "lse"), published=scan_published(4.0, 5.0))(SCANi2t)
 
 # %% ../nbs/04_interaction.ipynb #d84bc64b
 def local_vectors(imgs, caps, attn, linear: nn.Linear, normalise: bool = True):
@@ -307,12 +318,13 @@ def _init_linear(module):
 
 class AVE(InteractionModel):
     "The DBL reference head: SCAN t2i attention, a local similarity vector per word, averaged, then tanh(w . s + b)."
-    name, published_word_dropout = "ave", 0.4
+    name = "ave"
     def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
                  dropout: float | None = None, word_dropout: float | None = None, sim_dim: int = 256,
                  lambda_softmax: float | None = None, sim_budget_mb: float = 4096.0):
-        lam = 9.0 if lambda_softmax is None else float(lambda_softmax)
-        super().__init__(vocab_size, feat_dim, embed_size, word_dim, self.rate(word_dropout, dropout, 0.4), sim_budget_mb,
+        s = MODELS.published(self.name, dict(dropout=dropout, word_dropout=word_dropout, lambda_softmax=lambda_softmax))
+        lam = float(s["lambda_softmax"])
+        super().__init__(vocab_size, feat_dim, embed_size, word_dim, float(s["word_dropout"]), sim_budget_mb,
                          sim_dim=int(sim_dim), lambda_softmax=lam)
         self.lam, self.sim_dim = lam, int(sim_dim)
         self.sim_local = nn.Linear(embed_size, sim_dim)
@@ -334,7 +346,9 @@ class AVE(InteractionModel):
     def pair_flops(self, R, L) -> float:
         return local_flops(R, L, self.embed_size, self.sim_dim) + 2 * self.sim_dim
 
-MODELS.register("ave", help="the DBL reference head: SCAN t2i attention, averaged local similarity vectors, tanh")(AVE)
+MODELS.register("ave", help="the DBL reference head: SCAN t2i attention, averaged local similarity vectors, tanh",
+                params=head_params("sim_dim", "lambda_softmax"),
+                published=lambda s: dict(lambda_softmax=9.0, word_dropout=given(s, "dropout", 0.4), optimizer="adam"))(AVE)
 
 # %% ../nbs/04_interaction.ipynb #b8cf34ad
 class GradDropout(nn.Dropout):
@@ -410,16 +424,14 @@ class GraphStep(nn.Module):
 class SGRAF(InteractionModel):
     """Shared part of `sgr` and `saf`: global vectors and the L + 1 similarity nodes of a block. `norm="batch"` is the
     published architecture for images of `n_regions` regions; dropout rates default to the published 0.4
-    (`norm="layer"`: to the earlier 0.1), and the shared `dropout` sets those not given."""
-    published_word_dropout = 0.4
-
+    (`norm="layer"`: to the earlier 0.1), and the shared `dropout` sets those not given (`sgraf_published`)."""
     def _init(self, vocab_size, feat_dim, embed_size, word_dim, dropout, word_dropout, sa_dropout, norm, n_regions,
               sim_dim, lambda_softmax, sim_budget_mb, **extra):
-        lam = 9.0 if lambda_softmax is None else float(lambda_softmax)
         check_norm(norm)
         if int(n_regions) < 1: raise KitError(f"n_regions={n_regions!r} must be >= 1 (regions per image).")
-        default = 0.4 if norm == "batch" else 0.1
-        word, sa = self.rate(word_dropout, dropout, default), self.rate(sa_dropout, dropout, default)
+        s = MODELS.published(self.name, dict(norm=norm, dropout=dropout, word_dropout=word_dropout, sa_dropout=sa_dropout,
+                                             lambda_softmax=lambda_softmax))
+        lam, word, sa = float(s["lambda_softmax"]), float(s["word_dropout"]), float(s["sa_dropout"])
         super().__init__(vocab_size, feat_dim, embed_size, word_dim, word, sim_budget_mb, sa_dropout=sa, norm=norm,
                          n_regions=int(n_regions), sim_dim=int(sim_dim), lambda_softmax=lam, **extra)
         self.lam, self.sim_dim, self.norm, self.n_regions = lam, int(sim_dim), norm, int(n_regions)
@@ -546,8 +558,15 @@ class SAF(SGRAF):
     def pair_flops(self, R, L) -> float:
         return self._flops(R, L) + 4 * (L + 1) * self.sim_dim + 2 * self.sim_dim
 
-MODELS.register("sgr", help="SGRAF's SGR: local + global similarity vectors, sgr_step rounds of graph reasoning")(SGR)
-MODELS.register("saf", help="SGRAF's SAF: local + global similarity vectors, attention filtration")(SAF)
+def sgraf_published(s: dict) -> dict:
+    "The published values of `sgr`/`saf`'s None settings: dropouts 0.4 (`norm='layer'`: 0.1) unless `dropout` is given, lambda 9, Adam."
+    d = given(s, "dropout", 0.4 if s.get("norm", "batch") == "batch" else 0.1)
+    return dict(lambda_softmax=9.0, word_dropout=d, sa_dropout=d, optimizer="adam")
+
+MODELS.register("sgr", help="SGRAF's SGR: local + global similarity vectors, sgr_step rounds of graph reasoning",
+                params=head_params("sa_dropout", "norm", "sim_dim", "lambda_softmax", "sgr_step"), published=sgraf_published)(SGR)
+MODELS.register("saf", help="SGRAF's SAF: local + global similarity vectors, attention filtration",
+                params=head_params("sa_dropout", "norm", "sim_dim", "lambda_softmax"), published=sgraf_published)(SAF)
 
 # %% ../nbs/04_interaction.ipynb #58136a15
 def token_cache_bytes(n_images: int, n_regions: int, n_captions: int, max_words: int, embed_size: int,

@@ -10,12 +10,11 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from .core import KitError, TRANSFERS, check_choice
-from .config import ADAPTATIONS, PARAMS
+from .core import KitError, TRANSFERS, Param, check_choice, choice, number
 
 # %% auto #0
-__all__ = ['BOOST_KINDS', 'check_square', 'check_pair', 'reduce_loss', 'triplet_loss', 'adapt_margin', 'boost_loss',
-           'TripletLoss', 'BoostLoss', 'cfg_value', 'make_transfer']
+__all__ = ['ADAPTATIONS', 'BOOST_KINDS', 'BOOST_PARAMS', 'check_square', 'check_pair', 'reduce_loss', 'triplet_loss',
+           'adapt_margin', 'boost_loss', 'TripletLoss', 'BoostLoss', 'cfg_value', 'make_transfer']
 
 # %% ../nbs/01_losses.ipynb #74f71cda
 def check_square(name, sims):
@@ -49,6 +48,8 @@ def triplet_loss(sims, margin: float = 0.2, max_violation: bool = True) -> torch
     return cost_caption.sum() + cost_image.sum()
 
 # %% ../nbs/01_losses.ipynb #808b39cd
+ADAPTATIONS = ("none", "hard", "soft")
+
 @torch.no_grad()
 def adapt_margin(r, mu: float, bound: float, how: str = "none", side: str = "upper") -> torch.Tensor:
     "Margin for each anchor value `r`, shrunk near the bound: `side='upper'` for r <= bound, `'lower'` for r >= -bound."
@@ -125,9 +126,14 @@ class BoostLoss(nn.Module):
 
 # %% ../nbs/01_losses.ipynb #e35e7db6
 def cfg_value(cfg, name):
-    "`cfg[name]` for a dict or an attribute object, or the parameter's default when it is missing."
-    if isinstance(cfg, Mapping): return cfg.get(name, PARAMS[name].default)
-    return getattr(cfg, name, PARAMS[name].default)
+    """`cfg[name]` for a dict or an attribute object, or, when it is missing, the default the transfers declare for
+    it (`TRANSFERS.params()`: a partial dict such as `{"transfer": "kd"}` builds with the published settings)."""
+    missing = object()
+    v = cfg.get(name, missing) if isinstance(cfg, Mapping) else getattr(cfg, name, missing)
+    if v is not missing: return v
+    declared = TRANSFERS.params()
+    if name not in declared: raise KitError(f"the configuration has no {name!r}; pass it (e.g. make_transfer({{{name!r}: ...}})).")
+    return declared[name].default
 
 def make_transfer(cfg) -> nn.Module:
     "The transfer loss `f(target_sims, anchor_sims) -> loss` registered as `cfg.transfer`, configured from `cfg`."
@@ -137,8 +143,15 @@ def _boost_from_config(kind, cfg) -> BoostLoss:
     return BoostLoss(kind, margin=cfg_value(cfg, "margin"), beta=cfg_value(cfg, "beta"),
                      gamma=cfg_value(cfg, "gamma"), adaptation=cfg_value(cfg, "adaptation"))
 
+BOOST_PARAMS = {   # the boosting transfers' settings; `margin` is also the triplet loss's (the base loss of every branch)
+    "margin":     Param(0.2, number(float, 0), "triplet margin; the boosting margin is margin * beta"),
+    "beta":       Param(1.0, number(float, 0), "boosting margin = margin * beta"),
+    "gamma":      Param(0.5, number(float, 0, 1), "absolute losses: share of the margin on the positive"),
+    "adaptation": Param("none", choice(*ADAPTATIONS), "margin adaptation to the anchor's values"),
+}
 _BOOST_HELP = {"rel_max": "DBL relative boosting, hardest negative per query (the paper's default)",
                "rel_sum": "DBL relative boosting, summed over negatives",
                "abs_max": "DBL absolute boosting (positive up, hardest negative down)",
                "abs_sum": "DBL absolute boosting, summed over negatives"}
-for _kind in BOOST_KINDS: TRANSFERS.register(_kind, help=_BOOST_HELP[_kind])(partial(_boost_from_config, _kind))
+for _kind in BOOST_KINDS:
+    TRANSFERS.register(_kind, help=_BOOST_HELP[_kind], params=BOOST_PARAMS)(partial(_boost_from_config, _kind))

@@ -12,12 +12,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .core import KitError, MODELS
+from .core import KitError, MODELS, Param, choice, number
 
 # %% auto #0
-__all__ = ['NORMS', 'POOLS', 'TokenSet', 'cat_encodings', 'length_mask', 'l2norm', 'masked_mean', 'sinusoid_positions',
-           'gpo_pool', 'GPO', 'check_norm', 'RowBatchNorm', 'drop_regions', 'ImageEncoder', 'WordEncoder',
-           'TextEncoder', 'VSEModel', 'build_model', 'rebuild_model']
+__all__ = ['NORMS', 'POOLS', 'ENCODER_PARAMS', 'NORM_PARAM', 'TokenSet', 'cat_encodings', 'length_mask', 'l2norm', 'masked_mean',
+           'sinusoid_positions', 'gpo_pool', 'GPO', 'check_norm', 'RowBatchNorm', 'drop_regions', 'ImageEncoder',
+           'WordEncoder', 'TextEncoder', 'VSEModel', 'build_model', 'rebuild_model', 'given', 'vse_published']
 
 # %% ../nbs/03_models.ipynb #e71b23d8
 @dataclass
@@ -207,16 +207,16 @@ class VSEModel(nn.Module):
     """Embedding-based image-text matcher: `encode_images`, `encode_texts`, `similarity` (VSE-infinity). `norm="batch"`
     is the published architecture; `word_dropout` and `region_drop` default to the published values for `norm`
     (batch: 0 and 0.2; layer: `dropout` and 0); `dropout` is the MLP's dropout of `norm="layer"` (default 0.1)."""
+    name = "vse"
     def __init__(self, vocab_size: int, feat_dim: int, embed_size: int = 256, word_dim: int = 300,
                  img_pool: str = "gpo", txt_pool: str = "gpo", dropout: float | None = None, norm: str = "batch",
                  word_dropout: float | None = None, region_drop: float | None = None):
         super().__init__()
         for name, pool in (("img_pool", img_pool), ("txt_pool", txt_pool)):
             if pool not in POOLS: raise KitError(f"{name}={pool!r} is not a pooling; use one of {POOLS}.")
-        layer = check_norm(norm) == "layer"
-        dropout = (0.1 if layer else 0.0) if dropout is None else float(dropout)
-        word_dropout = (dropout if layer else 0.0) if word_dropout is None else float(word_dropout)
-        region_drop = (0.0 if layer else 0.2) if region_drop is None else float(region_drop)
+        s = MODELS.published(self.name, dict(norm=check_norm(norm), dropout=dropout, word_dropout=word_dropout,
+                                             region_drop=region_drop))
+        dropout, word_dropout, region_drop = float(s["dropout"]), float(s["word_dropout"]), float(s["region_drop"])
         self.config = dict(vocab_size=int(vocab_size), feat_dim=int(feat_dim), embed_size=int(embed_size),
                            word_dim=int(word_dim), img_pool=img_pool, txt_pool=txt_pool, dropout=dropout, norm=norm,
                            word_dropout=word_dropout, region_drop=region_drop)
@@ -265,4 +265,30 @@ def rebuild_model(config: dict) -> nn.Module:
     return model
 
 # %% ../nbs/03_models.ipynb #9f9d93a6
-MODELS.register("vse", help="embedding-based, VSE-infinity style (GRU + GPO pooling, one-matmul similarity)")(VSEModel)
+ENCODER_PARAMS = {   # read by every backbone of the kit (the interaction heads share these declarations)
+    "embed_size":   Param(256, number(int, 1), "joint embedding size (VSE-infinity uses 1024)"),
+    "word_dim":     Param(300, number(int, 1), "word embedding size"),
+    "dropout":      Param(None, number(float, 0, 0.9, optional=True), "one rate for every dropout that word_dropout / sa_dropout leave unset, and the vse MLP's dropout with norm='layer'; default: each layer's own default (off in eval mode)"),
+    "word_dropout": Param(None, number(float, 0, 0.9, optional=True), "dropout on the word embeddings; default: the backbone's published value (ave/sgr/saf 0.4 as SGRAF and DBL, scan_*/vse 0 as SCAN and VSE-infinity)"),
+}
+NORM_PARAM = Param("batch", choice(*NORMS), "sgr/saf/vse normalisation: 'batch' = the published BatchNorm layers (SGRAF VisualSA BatchNorm1d(R) + BatchNorm1d(E), SAF gate BatchNorm1d(1), VSE-infinity MLP BatchNorm1d(E/2)); 'layer' = the kit's earlier LayerNorm-style layers (any region count, no batch statistics; dropouts default to 0.1)")
+
+def given(settings: dict, name: str, default):
+    "The setting `name` if it was given (not None), else `default`: how the shared `dropout` fills the rates left unset."
+    v = settings.get(name)
+    return default if v is None else v
+
+def vse_published(s: dict) -> dict:
+    "The published values of `vse`'s None settings, from the settings given (`norm` decides)."
+    layer = s.get("norm") == "layer"
+    dropout = given(s, "dropout", 0.1 if layer else 0.0)
+    return dict(dropout=dropout, word_dropout=dropout if layer else 0.0, region_drop=0.0 if layer else 0.2,
+                optimizer="adamw" if s.get("norm") == "batch" else "adam")
+
+MODELS.register("vse", help="embedding-based, VSE-infinity style (GRU + GPO pooling, one-matmul similarity)", params={
+    **ENCODER_PARAMS,
+    "img_pool":    Param("gpo", choice(*POOLS), "pooling of region features"),
+    "txt_pool":    Param("gpo", choice(*POOLS), "pooling of word features"),
+    "norm":        NORM_PARAM,
+    "region_drop": Param(None, number(float, 0, 0.9, optional=True), "vse: share of regions dropped from each training image (GPO pools the kept ones); default: 0.2 (VSE-infinity) with norm='batch', 0 with norm='layer'"),
+}, published=vse_published)(VSEModel)

@@ -11,7 +11,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .core import KitError, SCENARIOS
+from .core import KitError, MODELS, SCENARIOS, Param, choice, flag, number, text
 from .data import image_batches, caption_batches
 from .models import cat_encodings
 from .losses import triplet_loss, make_transfer
@@ -38,11 +38,14 @@ class Branch:
     def learns(self) -> bool: return self.optimizer is not None
 
 def optimizer_choice(cfg, model) -> tuple[str, float]:
-    """`(optimizer, weight_decay)` of a branch: `cfg.optimizer` / `cfg.weight_decay`, else the backbone's published
-    choice (AdamW with torch's default decay 0.01 for the published `vse`, as VSE-infinity; Adam without decay otherwise)."""
+    """`(optimizer, weight_decay)` of a branch: `cfg.optimizer`, else the backbone's published optimizer (its registry
+    entry's `published` value: AdamW for the published `vse`, as VSE-infinity; Adam for the others and for a backbone
+    that publishes none); `cfg.weight_decay`, else the optimizer's own default (torch's AdamW 0.01, as VSE-infinity
+    keeps it; Adam 0)."""
     config = getattr(model, "config", {})
-    published = "adamw" if config.get("model", "vse") == "vse" and config.get("norm") == "batch" else "adam"
-    kind = cfg.get("optimizer") or published
+    name = config.get("model", "vse")
+    published = MODELS.published(name, {**config, "optimizer": None})["optimizer"] if name in MODELS else None
+    kind = cfg.get("optimizer") or published or "adam"
     decay = cfg.get("weight_decay")
     return kind, float((0.01 if kind == "adamw" else 0.0) if decay is None else decay)
 
@@ -176,7 +179,11 @@ def anchor_cache_plan(ctx) -> dict:
     return {"bytes": int(size), "budget_mb": cfg.anchor_cache_mb, "cached": bool(cached),
             "dtype": ("bfloat16" if ctx.amp else "float32") if cached else None}
 
-@SCENARIOS.register("offline", help="OAS: a frozen, previously trained anchor; the target learns to beat it")
+@SCENARIOS.register("offline", help="OAS: a frozen, previously trained anchor; the target learns to beat it", params={
+    "anchor_epochs":    Param(None, number(int, 1, optional=True), "offline: anchor training epochs; default: epochs"),
+    "anchor_ckpt":      Param(None, text(), "offline: a run directory or .safetensors checkpoint to use as the anchor"),
+    "init_from_anchor": Param(True, flag, "offline: start the target from the anchor's weights"),
+    "anchor_cache_mb":  Param(8192.0, number(float, 0), "offline: cache the frozen anchor's encodings of the training split when they fit in this many MB (float32; bf16 with amp), else the anchor encodes each batch without gradients; 0: never cache")})
 class Offline(Scenario):
     "A frozen anchor and a target learning base + alpha * transfer(target, anchor)."
     target, anchor = "target", "anchor"
@@ -221,7 +228,9 @@ class Offline(Scenario):
     def losses(self, sims, batch=None): return {"target": self.terms(sims["target"], [sims["anchor"]], batch)}
 
 # %% ../nbs/05_scenarios.ipynb #3d4830c6
-@SCENARIOS.register("online", help="OSS: n_branches peers trained together; each learns from the earlier ones (or all, mutual)")
+@SCENARIOS.register("online", help="OSS: n_branches peers trained together; each learns from the earlier ones (or all, mutual)", params={
+    "n_branches": Param(2, number(int, 2), "online scenario: number of branches"),
+    "direction":  Param("forward", choice("forward", "mutual"), "online: learn from earlier branches, or from all (mutual)")})
 class Online(Scenario):
     "n peer branches; branch k learns from the (detached) earlier branches, or from all others if mutual."
     @classmethod
@@ -253,7 +262,10 @@ def ema_halflife(momentum) -> float | None:
     "Steps after which an EMA with this momentum keeps half the weight of a past value (None for 0 or 1)."
     return math.log(0.5) / math.log(momentum) if 0 < momentum < 1 else None
 
-@SCENARIOS.register("momentum", help="MSS: the anchor is a moving average of the target")
+@SCENARIOS.register("momentum", help="MSS: the anchor is a moving average of the target", params={
+    "momentum":          Param(0.9995, number(float, 0, 1), "momentum scenario: starting EMA momentum (rises to 1)"),
+    "momentum_halflife": Param(None, number(float, 0, 1, low_open=True, optional=True), "momentum scenario: the EMA's starting half-life as a fraction of the run's steps (sets momentum = 0.5 ** (1 / (fraction * steps))); config.json records both"),
+    "ema_buffers":       Param("copy", choice("copy", "keep"), "momentum scenario: the EMA anchor's buffers (BatchNorm running statistics) after each step: 'copy' the target's (statistics that match the averaged weights), or 'keep' their initial values as the DBL reference does (it moves parameters only)")})
 class Momentum(Scenario):
     "A target and its EMA anchor; the target learns base + alpha * transfer(target, EMA anchor)."
     target, anchor = "target", "anchor"

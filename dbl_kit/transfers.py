@@ -9,13 +9,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import KitError, TRANSFERS
+from .core import KitError, TRANSFERS, Param, number
 from .losses import check_square, check_pair, reduce_loss, cfg_value
 
 # %% auto #0
-__all__ = ['TauTransfer', 'kd_loss', 'KDLoss', 'dino_loss', 'DINOLoss', 'dinopp_loss', 'DINOppLoss', 'boostpro_loss',
-           'BoostproLoss', 'rkd_loss', 'RKDLoss', 'sp_loss', 'SPLoss', 'darkrank_loss', 'DarkRankLoss', 'cmpm_loss',
-           'CMPMLoss']
+__all__ = ['TAU_PARAMS', 'TauTransfer', 'kd_loss', 'KDLoss', 'dino_loss', 'DINOLoss', 'dinopp_loss', 'DINOppLoss',
+           'boostpro_loss', 'BoostproLoss', 'rkd_loss', 'RKDLoss', 'sp_loss', 'SPLoss', 'darkrank_loss', 'DarkRankLoss',
+           'cmpm_loss', 'CMPMLoss']
 
 # %% ../nbs/02_transfers.ipynb #5c0995e2
 def _as_pair(target, anchor):
@@ -32,6 +32,8 @@ def _scale(tau) -> float:
 def _both_ways(per_direction, *mats):
     "`per_direction` applied to the matrices (queries = rows: images) and to their transposes (captions), added."
     return per_direction(*mats) + per_direction(*(m.t() for m in mats))
+
+TAU_PARAMS = {"tau": Param(0.1, number(float, 0, low_open=True), "softmax temperature of the kd/dml/dino/dinopp/boostpro transfers (1/tau = 10 in the reference)")}
 
 class TauTransfer(nn.Module):
     "Base of the softmax-based transfers: the temperature `tau` (from `cfg` unless given) and an explicit reduction."
@@ -52,8 +54,8 @@ def kd_loss(target, anchor, tau: float = 0.1, reduction: str = "mean") -> torch.
         return F.kl_div((s * T).log_softmax(1), (s * A).log_softmax(1), log_target=True, reduction="sum")
     return reduce_loss(_both_ways(kl, T, A), T.shape[0], reduction)
 
-@TRANSFERS.register("dml", help="deep mutual learning: the 'kd' loss under its online name (use direction='mutual')")
-@TRANSFERS.register("kd", help="distillation of the anchor's softened retrieval distributions, KL, batchmean")
+@TRANSFERS.register("dml", help="deep mutual learning: the 'kd' loss under its online name (use direction='mutual')", params=TAU_PARAMS)
+@TRANSFERS.register("kd", help="distillation of the anchor's softened retrieval distributions, KL, batchmean", params=TAU_PARAMS)
 class KDLoss(TauTransfer):
     r"""Symmetric distillation from the anchor (teacher, detached) to the target, with s = 1/tau:
     mean_i KL(softmax(s A_i.) || softmax(s T_i.)) + mean_j KL(softmax(s A_.j) || softmax(s T_.j)).
@@ -68,7 +70,7 @@ def dino_loss(target, anchor, tau: float = 0.1, reduction: str = "mean") -> torc
     def ce(T, A): return -((s * A).softmax(1) * (s * T).log_softmax(1)).sum()
     return reduce_loss(_both_ways(ce, T, A), T.shape[0], reduction)
 
-@TRANSFERS.register("dino", help="cross-entropy to the anchor's softened retrieval distributions (DINO-style)")
+@TRANSFERS.register("dino", help="cross-entropy to the anchor's softened retrieval distributions (DINO-style)", params=TAU_PARAMS)
 class DINOLoss(TauTransfer):
     r"""mean_i H(softmax(s A_i.), softmax(s T_i.)) + mean_j H(softmax(s A_.j), softmax(s T_.j)),
     H(p, q) = -sum_k p_k log q_k, s = 1/tau. reduction: 'mean' (per direction, the reference's) or 'sum'."""
@@ -84,7 +86,7 @@ def dinopp_loss(target, anchor, tau: float = 0.1, eps: float = 1e-8, reduction: 
         return (q * torch.log(eps + q / (p + eps))).sum()
     return reduce_loss(_both_ways(kl, T, A), T.shape[0], reduction)
 
-@TRANSFERS.register("dinopp", help="reverse KL of the target's retrieval distributions to the anchor's (DINO++)")
+@TRANSFERS.register("dinopp", help="reverse KL of the target's retrieval distributions to the anchor's (DINO++)", params=TAU_PARAMS)
 class DINOppLoss(TauTransfer):
     r"""mean_i sum_k q_ik log(eps + q_ik / (p_ik + eps)) + the same over columns, q = softmax(s T), p = softmax(s A),
     s = 1/tau, eps = 1e-8. reduction: 'mean' (per direction, the reference's) or 'sum'."""
@@ -101,7 +103,7 @@ def boostpro_loss(target, anchor, tau: float = 0.1, reduction: str = "mean") -> 
     def ce(D): return -(s * D).log_softmax(1).diagonal().sum()
     return reduce_loss(_both_ways(ce, T - A), T.shape[0], reduction)
 
-@TRANSFERS.register("boostpro", help="probabilistic boosting: softmax of the improvement T - A peaks on the positive")
+@TRANSFERS.register("boostpro", help="probabilistic boosting: softmax of the improvement T - A peaks on the positive", params=TAU_PARAMS)
 class BoostproLoss(TauTransfer):
     r"""mean_i -log softmax(s (T - A)_i.)_i + mean_j -log softmax(s (T - A)_.j)_j, s = 1/tau
     (the KL from the one-hot positive). reduction: 'mean' (batchmean per direction, the reference's) or 'sum'."""
