@@ -45,6 +45,8 @@ PLOTLY_JS = "js/plotly.min.js"        # the site's copy of plotly.js, for the fi
 MATHJAX_JS = "js/mathjax/tex-svg-full.js"    # the site's copy of MathJax 3 (mkdocs.yml's extra_javascript)
 NBTEST_SKIP = r"^(train|explore)\.ipynb$|^[_.]"   # the Makefile's NBTEST_SKIP: notebooks of nbs/ not executed
 EXEC_FORMAT = "1"    # part of every executed copy's key: bump it when what an execution writes changes
+WIDGET_NOTE = ("<p><em>An interactive widget (ipywidgets) is shown here when the notebook runs in Jupyter; "
+               "a static page has no kernel to drive it.</em></p>")
 LINK = re.compile(r"\]\(((?!https?:|mailto:|#)[^)\s]+?)\)")
 
 
@@ -95,6 +97,8 @@ def stage_notebook(src, dest, executed=None):
             outputs = []
             for o in cell.get("outputs", []):
                 if o.get("output_type") in ("execute_result", "display_data") and not o.get("data"): continue
+                if "application/vnd.jupyter.widget-view+json" in o.get("data", {}):    # no kernel behind the page
+                    o = {**o, "data": {"text/html": WIDGET_NOTE}}
                 html = plotly_as_html(o, plotly_js)
                 if html is not o: plotly_js = None        # the page's first figure loads plotly.js for all
                 outputs.append(html)
@@ -150,21 +154,26 @@ def execute_one(src, dest, key, timeout):
     return src.name, time.perf_counter() - t0, None
 
 
-def _worker_init(threads):
-    "Each worker: the settings nbdev-test gives a notebook, and torch's threads split between the workers."
+def _child(conn, args, threads):
+    "A worker process: the settings nbdev-test gives a notebook, torch's threads split between workers; one notebook."
     os.environ["IN_TEST"] = "1"
     sys.path.insert(0, str(ROOT))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"): os.environ.setdefault(var, str(threads))
     try:
         import torch; torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     except Exception: pass
+    conn.send(execute_one(*args)); conn.close()
 
 
 def execute(notebooks, jobs=2, fresh=False):
-    """Execute `notebooks` into EXEC, `jobs` at a time, each in a fresh worker process (forked from this one, with
-    torch and the library imported once). Returns {notebook: its executed copy} and the failures' tracebacks."""
+    """Execute `notebooks` into EXEC, `jobs` at a time, each in a process of its own forked from this one (torch and
+    the library imported once, here), the slowest of the last build first. Returns {notebook: its executed copy}
+    and {notebook: traceback} of the failures."""
+    from multiprocessing.connection import wait
     from nbdev.config import get_config
     timeout = get_config().get("cell_timeout", 600)
+    timings_file = EXEC / "timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     done, todo = {}, []
     for nb in notebooks:
         dest, key = EXEC / nb.relative_to(NBS), exec_key(nb)
@@ -174,26 +183,38 @@ def execute(notebooks, jobs=2, fresh=False):
     if done: print(f"docs: {len(done)} notebooks unchanged since they last ran: their outputs are reused")
     if not todo: return done, {}
     print(f"docs: executing {len(todo)} notebooks, {jobs} at a time", flush=True)
+    todo.sort(key=lambda a: -timings.get(a[0].name, 1e9))      # longest first (new ones before all): shortest build
     threads = max(1, (os.cpu_count() or 2) // jobs)
     os.environ["IN_TEST"] = "1"
-    try:
-        import dbl_kit  # noqa: F401   imported once, before the workers fork: each starts in a fraction of a second
-    except Exception: pass     # a library that fails to import fails each notebook, with the notebook's traceback
-    failed = {}
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(jobs, initializer=_worker_init, initargs=(threads,), maxtasksperchild=1) as pool:
-        for name, secs, error in pool.imap_unordered(_execute_args, todo):
-            nb = NBS / name
+    # what every notebook imports, imported once here, before the workers fork: each starts in a fraction of a second
+    # (a module that fails to import here fails the notebooks that import it, each with its own traceback)
+    import importlib
+    for mod in ["execnb.shell", "nbdev.test", "nbformat", "plotly.io._renderers", "plotly.graph_objects", "pandas", "torch", "dbl_kit",
+                *[f"dbl_kit.{p.stem}" for p in sorted(LIB.glob("*.py")) if not p.stem.startswith("_")]]:
+        try: importlib.import_module(mod)
+        except Exception: pass
+    ctx, running, failed = multiprocessing.get_context("fork"), {}, {}
+    while todo or running:
+        while todo and len(running) < jobs:
+            args = todo.pop(0)
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(send, args, threads)); proc.start(); send.close()
+            running[receive] = (proc, args[0])
+        for receive in wait(list(running)):
+            proc, nb = running.pop(receive)
+            try: name, secs, error = receive.recv()
+            except EOFError: name, secs, error = nb.name, 0, f"the process executing {nb.name} died (exit code {proc.exitcode})"
+            proc.join()
+            timings[name] = round(secs, 1)
             if error:
                 failed[nb] = error
                 print(f"docs: FAILED {name} ({secs:.0f}s)\n{error}", file=sys.stderr, flush=True)
             else:
                 done[nb] = EXEC / name
                 print(f"docs: executed {name} in {secs:.1f}s", flush=True)
+    timings_file.parent.mkdir(parents=True, exist_ok=True)
+    timings_file.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
     return done, failed
-
-
-def _execute_args(args): return execute_one(*args)
 
 
 def exported_names(py):
