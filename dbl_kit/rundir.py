@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_rundir.ipynb #5cdd428c
 from __future__ import annotations
-import copy, functools, hashlib, json, os
+import contextlib, copy, ctypes, functools, hashlib, json, os, shutil, signal, tempfile, threading
 from datetime import datetime
 from pathlib import Path
 
@@ -20,9 +20,10 @@ from .data import Vocab
 from .models import rebuild_model
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'EVAL_BRANCH', 'check_format', 'default_run_name', 'RunDir', 'open_run', 'EvalDir',
-           'file_digest', 'check_file', 'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info',
-           'checkpoint_json', 'load_model', 'locate_run']
+__all__ = ['FORMAT_VERSION', 'EVAL_SPLITS', 'STAGING', 'ASIDE', 'EVAL_BRANCH', 'check_format', 'default_run_name', 'RunDir',
+           'open_run', 'Stopped', 'folder_kind', 'check_out', 'signals_held', 'Staged', 'EvalDir', 'file_digest',
+           'check_file', 'tensors_digest', 'load_tensors', 'checkpoint_path', 'checkpoint_info', 'checkpoint_json',
+           'load_model', 'locate_run']
 
 # %% ../nbs/12_rundir.ipynb #b6338baa
 FORMAT_VERSION = 3
@@ -36,6 +37,22 @@ def check_format(meta: dict, where) -> dict:
     raise KitError(f"{where} was written by {'dbl-kit ' + str(kit) if kit else 'an earlier dbl-kit'} in format {version}, "
                    f"and this version reads format {FORMAT_VERSION} only (formats before the first release are not carried); "
                    "train the run again, or import its published checkpoint again, with this version.")
+
+def _run_json(f: Path) -> dict:
+    "A run's `config.json`, or a `KitError` that says what is wrong with it (never advice to delete it: it is the run's record)."
+    try: raw = f.read_bytes()
+    except OSError as e: raise KitError(f"{f} cannot be read ({e.strerror}); check its permissions.") from None
+    found = None
+    try: meta = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as e: found = f"byte {e.start} is 0x{raw[e.start]:02x}, not UTF-8 text"
+    except json.JSONDecodeError as e: found = f"{'it is empty' if not raw.strip() else 'not valid JSON: ' + str(e)}, {len(raw)} bytes"
+    if found:
+        raise KitError(f"{f} is damaged ({found}), so the run it describes cannot be read; restore config.json from a "
+                       f"copy of the run, or train the run again (the run's other files are left as they are).") from None
+    if not isinstance(meta, dict):
+        raise KitError(f"{f} holds a JSON {type(meta).__name__}, not the object dbl_kit writes; restore config.json from a "
+                       "copy of the run, or train the run again.")
+    return meta
 
 def _run_folders(p: Path):
     return sorted((d for d in p.iterdir() if (d / "config.json").is_file()), key=lambda d: d.stat().st_mtime)
@@ -75,7 +92,7 @@ class RunDir:
         self._cache = {}
         if _new: self._config = None; return
         _check_run_dir(self.path)
-        self._config = check_format(load_json(self.path / "config.json"), self.path)
+        self._config = check_format(_run_json(self.path / "config.json"), self.path)
         if not isinstance(self._config.get("branches"), list) or not self._config["branches"]:
             raise KitError(f"{self.path / 'config.json'} has no 'branches' list, so it was not written by dbl_kit.train; "
                            f"train the run again with this version of dbl-kit.")
@@ -182,8 +199,10 @@ class RunDir:
         for f in self.state_files():
             try:
                 meta = load_json(f)
-                tensors = load_tensors(f.with_suffix(".safetensors"), meta.get("file") or {"bytes": -1, "sha256": ""},
-                                       "the previous state is used instead")
+                older = [g for g in self.state_files() if g.name < f.name]
+                then = (f"the older state {older[0].stem} is tried instead" if older else
+                        "no older state exists, so training starts again from the beginning")
+                tensors = load_tensors(f.with_suffix(".safetensors"), meta.get("file") or {"bytes": -1, "sha256": ""}, then)
                 return tensors, meta, problems
             except KitError as e: problems.append(str(e))
         return {}, {}, problems
@@ -295,6 +314,179 @@ def open_run(run_dir) -> RunDir:
     run_dir = locate_run(run_dir)
     return EvalDir(run_dir) if EvalDir.holds(run_dir) else RunDir(run_dir)
 
+# %% ../nbs/12_rundir.ipynb #35afc7e6
+STAGING, ASIDE = ".staging-", ".replaced-"
+
+class Stopped(KeyboardInterrupt):
+    "Ctrl-C stopped a command that writes a folder whole; `cli_line` says what is on disk now."
+    def __init__(self, line: str):
+        self.line = line
+        super().__init__(line)
+    def cli_line(self) -> str: return self.line
+    def _render_traceback_(self) -> list[str]: return [self.line]
+
+def _nearest_existing(p: Path) -> Path:
+    while not os.path.lexists(p) and p != p.parent: p = p.parent
+    return p
+
+def folder_kind(path) -> str:
+    "'missing', 'empty', 'run' (a training run or an imported checkpoint), 'eval' (an evaluation folder), 'file' or 'other'."
+    p = Path(path)
+    if not os.path.lexists(p): return "missing"
+    if not p.is_dir(): return "file"
+    try: names = [q.name for q in p.iterdir()]
+    except OSError: return "other"
+    if not names: return "empty"
+    if "config.json" not in names: return "other"
+    return "eval" if EvalDir.holds(p) else "run"
+
+_KIND_WORDS = {"run": "a run directory", "eval": "an evaluation folder"}
+
+def check_out(out, overwrite: bool = False, what: str = "--out", inputs=()) -> str:
+    """Check that a command may write its folder at `out` (see above) without changing anything; returns `folder_kind(out)`.
+    `inputs`: paths the command reads, which `out` may not be nor hold."""
+    p = Path(out).expanduser().absolute()
+    base = _nearest_existing(p.parent)
+    if not base.is_dir():
+        raise KitError(f"{what} {out} cannot be created: {base} is a file, not a folder; pass a path whose parent folders "
+                       "are folders (or move that file).")
+    kind = folder_kind(p)
+    if kind == "file":
+        raise KitError(f"{what} {out} is a file, not a folder; the output is a folder of files: pass a new folder name, "
+                       "or move the file.")
+    for i in inputs:
+        i = Path(i).expanduser().absolute()
+        if i == p or p in i.parents:
+            raise KitError(f"{what} {out} {'is' if i == p else 'holds'} {i}, which this command reads; pass another folder "
+                           "for the output (replacing an input while reading it is never done, --overwrite or not).")
+    if kind == "other":
+        names = sorted(q.name for q in p.iterdir())[:4]
+        raise KitError(f"{what} {out} is a folder of other files ({', '.join(names)}{', ...' if len(names) > 3 else ''}), "
+                       "not a dbl-kit run or evaluation; pass a new folder (--overwrite replaces only runs and evaluations).")
+    if kind in _KIND_WORDS and not overwrite:
+        done = "finished" if (p / "metrics.json").is_file() else "not finished"
+        raise KitError(f"{what} {out} already holds {_KIND_WORDS[kind]} ({done}), which this command would replace; "
+                       "pass a new folder, or add --overwrite (overwrite=True) to replace it whole.")
+    return kind
+
+@contextlib.contextmanager
+def signals_held():
+    "SIGINT and SIGTERM wait until the block is over (then they are delivered); elsewhere than the main thread, nothing."
+    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    if main: old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try: yield
+    finally:
+        if main: signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap two paths in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system or file system cannot."
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError): return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0      # AT_FDCWD, RENAME_EXCHANGE
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def _fsync_dir(d: Path):
+    with contextlib.suppress(OSError):
+        fd = os.open(d, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+
+class Staged:
+    """Write the folder `out` whole (see above): `with Staged(out, overwrite) as st:` ... write into `st.path` ...; the
+    checks of `check_out` and of the disk run when it is made, before any work."""
+    def __init__(self, out, overwrite: bool = False, what: str = "--out", inputs=(), need_bytes: int = 0):
+        self.out, self.what = Path(out).expanduser().absolute(), what
+        self.kind = check_out(out, overwrite, what, inputs)
+        self.made, self.path, self.done = [], None, False
+        try:
+            missing = [d for d in [self.out.parent, *self.out.parent.parents] if not os.path.lexists(d)]
+            for d in reversed(missing): d.mkdir(); self.made.append(d)
+            self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}{STAGING}{os.getpid()}-", dir=self.out.parent))
+            self.path.chmod(0o777 & ~_umask())
+        except OSError as e:
+            self._remove_made()
+            raise KitError(f"{what} {out} cannot be written: creating a folder in {self.out.parent} failed "
+                           f"({e.strerror or e}); pass a folder on a disk you can write to.") from None
+        free = shutil.disk_usage(self.path).free
+        if free < need_bytes + 2**20:
+            self.discard()
+            mb = lambda n: f"{n / 2**20:,.0f} MB"
+            raise KitError(f"{what} {out}: its disk has {mb(free)} free but the output needs about {mb(need_bytes + 2**20)}; "
+                           "free some space there, or pass a folder on another disk.")
+        self._remove_leftovers()
+
+    def _leftovers(self):
+        for q in self.out.parent.glob(f".{self.out.name}{STAGING}*"):
+            pid = q.name[len(self.out.name) + len(STAGING) + 1:].split("-")[0]
+            if q != self.path and pid.isdigit() and not _pid_alive(int(pid)): yield q
+        yield from self.out.parent.glob(f".{self.out.name}{ASIDE}*")
+
+    def _remove_leftovers(self):
+        "What a killed process left: staging folders of dead processes; a replaced folder renamed aside (put back if `out` is gone)."
+        for q in list(self._leftovers()):
+            if ASIDE in q.name and not os.path.lexists(self.out): os.rename(q, self.out); continue
+            shutil.rmtree(q, ignore_errors=True)
+
+    def _remove_made(self):
+        for d in reversed(self.made):
+            with contextlib.suppress(OSError): d.rmdir()
+
+    def discard(self):
+        "Remove the staging folder (and the parent folders this `Staged` made): `out` stays as it was."
+        if self.done: return
+        if self.path is not None: shutil.rmtree(self.path, ignore_errors=True)
+        self._remove_made()
+
+    def commit(self) -> Path:
+        "Put the staging folder in place of `out` in one rename; what it replaces is removed."
+        if self.done: return self.out
+        with signals_held():
+            _fsync_dir(self.path)
+            if not os.path.lexists(self.out) or folder_kind(self.out) == "empty":
+                os.replace(self.path, self.out)                       # a new name, or an empty folder: one rename
+            elif _exchange(self.path, self.out): pass                 # the old folder is now at self.path
+            else:
+                aside = self.out.with_name(f".{self.out.name}{ASIDE}{os.getpid()}")
+                os.rename(self.out, aside); os.rename(self.path, self.out); self.path = aside
+            self.done = True
+            _fsync_dir(self.out.parent)
+        if os.path.lexists(self.path): shutil.rmtree(self.path, ignore_errors=True)
+        self.path = self.out
+        return self.out
+
+    def __enter__(self): return self
+    def __exit__(self, kind, error, tb):
+        if kind is None:
+            try: self.commit()
+            except KeyboardInterrupt:
+                raise Stopped(f"Stopped after {self.out} was written completely.") from None
+            except OSError as e:
+                self.discard()
+                raise KitError(f"{self.what} {self.out} could not be put in place ({e.strerror or e}); nothing was changed "
+                               "there: check the folder's permissions and run the command again.") from None
+            return False
+        self.discard()
+        if isinstance(error, Stopped): return False
+        kept = "the folder that was there is unchanged" if self.kind in _KIND_WORDS else "nothing was written"
+        if issubclass(kind, KeyboardInterrupt):
+            raise Stopped(f"Stopped before {self.out} was complete; {kept}.") from None
+        if issubclass(kind, OSError):
+            raise KitError(f"{self.what} {self.out}: writing it failed ({error.strerror or error}) and {kept}; free space "
+                           "or fix permissions there, or pass another folder.") from None
+        return False
+
+def _umask() -> int:
+    mask = os.umask(0); os.umask(mask)
+    return mask
+
 # %% ../nbs/12_rundir.ipynb #721fd5a6
 EVAL_BRANCH = "eval"
 
@@ -320,14 +512,16 @@ class EvalDir(RunDir):
     def history(self) -> list[dict]: return []
 
     @classmethod
-    def write(cls, out, config: dict, sims, metrics: dict) -> "EvalDir":
-        "Write the evaluation folder `out`: `config.json`, `sims.npy` (float32), and `metrics.json` last (it marks it finished)."
-        ev = cls(out, _new=True)
-        ev.path.mkdir(parents=True, exist_ok=True)
-        ev.write_config({**config, "kind": "eval"})
-        save_npy(ev.path / "sims.npy", np.asarray(sims, dtype=np.float32))
-        ev.write_metrics(metrics)
-        return ev
+    def write(cls, out, config: dict, sims, metrics: dict, overwrite: bool = False) -> "EvalDir":
+        """Write the evaluation folder `out` whole (`Staged`): `config.json`, `sims.npy` (float32), `metrics.json`. `out`
+        may be a `Staged` opened before the work (the command's checks); it is then put in place here."""
+        staged = out if isinstance(out, Staged) else Staged(out, overwrite, what="out")
+        with staged:
+            ev = cls(staged.path, _new=True)
+            ev.write_config({**config, "kind": "eval"})
+            save_npy(ev.path / "sims.npy", np.asarray(sims, dtype=np.float32))
+            ev.write_metrics(metrics)
+        return cls(staged.out)
     def status(self) -> str:
         if not self.finished: return "not finished: no metrics.json (the evaluation was stopped)"
         m = self.metrics
