@@ -183,13 +183,15 @@ def anchor_cache_plan(ctx) -> dict:
     "anchor_epochs":    Param(None, number(int, 1, optional=True), "offline: anchor training epochs; default: epochs"),
     "anchor_ckpt":      Param(None, text(), "offline: a run directory or .safetensors checkpoint to use as the anchor"),
     "init_from_anchor": Param(True, flag, "offline: start the target from the anchor's weights"),
+    "control":          Param(False, flag, "offline: also train a same-budget control, the target's start trained for the target's epochs without the transfer"),
     "anchor_cache_mb":  Param(8192.0, number(float, 0), "offline: cache the frozen anchor's encodings of the training split when they fit in this many MB (float32; bf16 with amp), else the anchor encodes each batch without gradients; 0: never cache")})
 class Offline(Scenario):
     "A frozen anchor and a target learning base + alpha * transfer(target, anchor)."
     target, anchor = "target", "anchor"
     uses_anchor_ckpt = True
-    def __init__(self, cfg, target_model, anchor_model, cache=None):
-        super().__init__(cfg, [frozen_branch("anchor", anchor_model, static=True), make_branch("target", target_model, cfg)])
+    def __init__(self, cfg, target_model, anchor_model, cache=None, control_model=None):
+        control = [] if control_model is None else [make_branch("control", control_model, cfg)]
+        super().__init__(cfg, [frozen_branch("anchor", anchor_model, static=True), *control, make_branch("target", target_model, cfg)])
         self.cache = cache     # (image encodings, caption encodings) of the whole training split, or None
     @classmethod
     def run_info(cls, ctx) -> dict:
@@ -201,9 +203,9 @@ class Offline(Scenario):
         with torch.no_grad():
             if self.cache is None: A = _pair_sims(anchor, batch, g)
             else: A = g(anchor.model.similarity(self.cache[0][batch["image_ids"]], self.cache[1][g(batch["caption_ids"])]))
-        return {"anchor": A, "target": _pair_sims(self.branch("target"), batch, g)}
+        return {"anchor": A, **{b.name: _pair_sims(b, batch, g) for b in self.learning}}
     @classmethod
-    def layout(cls, cfg): return ["anchor", "target"], "target", "anchor"
+    def layout(cls, cfg): return ["anchor", *(["control"] if cfg.control else []), "target"], "target", "anchor"
     @classmethod
     def stages(cls, ctx):
         cfg = ctx.cfg
@@ -218,14 +220,18 @@ class Offline(Scenario):
             anchor_model, _ = ctx.run.load_model("anchor", device=ctx.device)
         target_model = copy.deepcopy(anchor_model) if cfg.init_from_anchor else ctx.new_model(1)
         for p in target_model.parameters(): p.requires_grad_(True)
+        control_model = copy.deepcopy(target_model) if cfg.control else None   # the same start, no transfer
         cache = None
         if (ctx.anchor_cache or anchor_cache_plan(ctx))["cached"]:
             img, cap = encode_split(anchor_model, ctx.splits["train"], ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp,
                                    progress="anchor cache: encoding the training split" if cfg.progress and ctx.dist.main else None)
             cache = (img.to(torch.bfloat16), cap.to(torch.bfloat16)) if ctx.amp else (img, cap)
-        yield Stage("target", cls(cfg, target_model.train(), anchor_model, cache), cfg.epochs, cfg.seed + 1,
+        yield Stage("target", cls(cfg, target_model.train(), anchor_model, cache, control_model), cfg.epochs, cfg.seed + 1,
                     0 if cfg.init_from_anchor else cfg.warmup_epochs)
-    def losses(self, sims, batch=None): return {"target": self.terms(sims["target"], [sims["anchor"]], batch)}
+    def losses(self, sims, batch=None):
+        out = {"target": self.terms(sims["target"], [sims["anchor"]], batch)}
+        if "control" in sims: out["control"] = self.terms(sims["control"], [], batch)
+        return out
 
 # %% ../nbs/05_scenarios.ipynb #3d4830c6
 @SCENARIOS.register("online", help="OSS: n_branches peers trained together; each learns from the earlier ones (or all, mutual)", params={

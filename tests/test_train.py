@@ -8,7 +8,7 @@ import torch
 
 import dbl_kit
 from dbl_kit.core import KitError, read_jsonl
-from dbl_kit.rundir import FORMAT_VERSION
+from dbl_kit.rundir import FORMAT_VERSION, RunDir
 from dbl_kit.metrics import retrieval_metrics
 from fastcore.test import test_eq
 
@@ -154,3 +154,19 @@ def test_ema_buffers_decide_the_anchors_batchnorm_statistics(small):
     assert keep and all(torch.equal(v, torch.zeros_like(v) if k.endswith("mean") else torch.ones_like(v)) for k, v in keep.items())
     assert not all(torch.equal(v, keep[k]) for k, v in copy.items())       # copied statistics moved away from the initial ones
     assert all(torch.equal(v, saved["copy"]["target"][k]) for k, v in copy.items())   # one epoch: both saved at its end
+
+
+def test_offline_control_is_the_target_without_its_transfer(small):
+    "With alpha 0 and no dropout the target learns exactly what its same-budget control learns; with DBL they differ."
+    quiet = dict(scenario="offline", control=True, anchor_epochs=1, word_dropout=0.0, region_drop=0.0, **small)
+    r = dbl_kit.train(alpha=0.0, **quiet)
+    run = RunDir(r.run_dir)
+    assert run.branches == ["anchor", "control", "target"] and run.target == "target"
+    hist = [h for h in run.history() if h["stage"] == "target"]
+    assert {h["branch"] for h in hist} == {"anchor", "control", "target"}
+    assert all(h["loss"]["transfer"] == 0.0 for h in hist if h["branch"] == "control")
+    test_eq(r.branches["control"]["rsum"], r.branches["target"]["rsum"])
+    np.testing.assert_allclose(np.load(r.run_dir / "sims_control_test.npy"), np.load(r.run_dir / "sims_target_test.npy"),
+                               rtol=0, atol=1e-6)
+    boosted = dbl_kit.train(alpha=1.0, **quiet)
+    assert not np.allclose(np.load(boosted.run_dir / "sims_control_test.npy"), np.load(boosted.run_dir / "sims_target_test.npy"))
