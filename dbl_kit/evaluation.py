@@ -17,14 +17,14 @@ from .core import KitError, resolve_device, use_amp
 from .config import make_config
 from .data import resolve_dataset, open_precomp
 from .metrics import retrieval_metrics, coco_1k_metrics
-from .rundir import RunDir, EvalDir, EVAL_BRANCH, open_run
+from .rundir import RunDir, EvalDir, EVAL_BRANCH, Staged, checkpoint_json, open_run
 from .scenarios import encode_split
 import dbl_kit.interaction   # registers the interaction backbones, so their checkpoints rebuild
 
 # %% auto #0
-__all__ = ['ECCV_MISSING', 'ECCV_SHAPE', 'protocol_metrics', 'main_protocol', 'Scores', 'evaluate_model', 'eccv_annotations',
-           'ranked_hits', 'first_hit_ranks', 'ranked_metrics', 'eccv_metrics', 'run_similarities', 'ensemble',
-           'evaluate_runs', 'format_eval']
+__all__ = ['ECCV_MISSING', 'ECCV_SHAPE', 'AMP_CHOICES', 'protocol_metrics', 'main_protocol', 'Scores', 'evaluate_model',
+           'eccv_annotations', 'ranked_hits', 'first_hit_ranks', 'ranked_metrics', 'eccv_metrics', 'check_member',
+           'run_similarities', 'check_weights', 'ensemble', 'check_eval_options', 'evaluate_runs', 'format_eval']
 
 # %% ../nbs/25_evaluation.ipynb #cb624ce0
 def protocol_metrics(sims, split: str, captions_per_image: int = 5) -> dict:
@@ -158,18 +158,42 @@ def eccv_metrics(sims, ann=None) -> dict:
     return out
 
 # %% ../nbs/25_evaluation.ipynb #f21c826c
+def check_member(run, split, branch=None) -> tuple[RunDir, str]:
+    """`(run, branch)` when run `run`'s `branch` (default: its target) can score `split` (a `PrecompSplit`): a training
+    run, not an evaluation; finished, or `branch` named; its checkpoint, checkpoint JSON and vocabulary present; its
+    backbone reading the split's feature size (and region count, for a published `BatchNorm1d(n_regions)`). Reads
+    headers only: nothing is scored."""
+    run = open_run(run)
+    if isinstance(run, EvalDir):
+        raise KitError(f"{run.path} is an evaluation folder, not a run; average its matrix in with --sims {run.path / 'sims.npy'}.")
+    if not run.finished and branch is None:
+        have = ", ".join(sorted(p.stem for p in run.path.glob("*.safetensors"))) or "none yet"
+        raise KitError(f"{run.path} did not finish training (no metrics.json; {run.status().split(': ', 1)[-1]}); resume it "
+                       f"(dbl-kit train --resume {run.path}) and evaluate it after, or pass --branch to score a checkpoint "
+                       f"as it is now (its checkpoints: {have}).")
+    b = run.branch(branch or run.target)
+    ckpt, meta = run.checkpoint_file(b), run.checkpoint_file(b).with_suffix(".json")
+    for f, what in ((ckpt, "weights"), (meta, "backbone description"), (run.file("vocab.json"), "vocabulary")):
+        if not f.is_file():
+            raise KitError(f"{f} is missing, so {run.path} ({b}) cannot be scored (it holds the {what}); copy it back from "
+                           "the run that wrote it, or train the run again.")
+    model = checkpoint_json(meta).get("model") or {}
+    feat_dim, (n_regions, have_dim) = model.get("feat_dim"), split.images.shape[1:]
+    if feat_dim is not None and int(feat_dim) != int(have_dim):
+        raise KitError(f"{run.path} ({b}) was trained on {feat_dim}-dimensional region features, but the {split.name} "
+                       f"split has {have_dim}; evaluate it on a dataset with the features it was trained on.")
+    if model.get("norm") == "batch" and model.get("n_regions") and int(model["n_regions"]) != int(n_regions):
+        raise KitError(f"{run.path} ({b}) is a {model.get('model')} backbone built for {model['n_regions']} regions per image "
+                       f"(the published BatchNorm1d over region slots), but the {split.name} split has {n_regions}; "
+                       "evaluate it on a dataset with that many regions per image.")
+    return run, b
+
 @torch.no_grad()
 def run_similarities(run, split, device, branch=None, amp="auto", batch_size=None, progress=True,
                      sim_budget_mb=None) -> np.ndarray:
     "The [n_images, n_captions] float32 similarity matrix of `run`'s branch (default: its target) on `split` (a `PrecompSplit`)."
-    run = open_run(run)
-    if isinstance(run, EvalDir): raise KitError(f"{run.path} is an evaluation folder, not a run; pass its sims.npy with --sims.")
-    branch = run.branch(branch or run.target)
+    run, branch = check_member(run, split, branch)
     model, _ = run.load_model(branch, device=device)
-    feat_dim = model.config.get("feat_dim")
-    if feat_dim is not None and int(feat_dim) != int(split.images.shape[-1]):
-        raise KitError(f"{run.path} ({branch}) was trained on {feat_dim}-dimensional region features, but the {split.name} "
-                       f"split has {split.images.shape[-1]}; evaluate it on a dataset with the features it was trained on.")
     if sim_budget_mb is not None and hasattr(model, "sim_budget_mb"): model.sim_budget_mb = float(sim_budget_mb)
     on = use_amp(run.config.get("amp", "auto") if amp is None else amp, device)
     scores = evaluate_model(model, split, run.vocab(), device, on, int(batch_size or run.config.get("eval_batch_size", 512)),
@@ -177,14 +201,26 @@ def run_similarities(run, split, device, branch=None, amp="auto", batch_size=Non
     return scores.sims.numpy()
 
 # %% ../nbs/25_evaluation.ipynb #e676c0c5
+def _numbers(w) -> str: return ",".join(f"{float(x):g}" for x in w)
+
+def check_weights(weights, n: int) -> np.ndarray:
+    "The `n` ensemble weights as float64 (equal when `weights` is None): finite, non-negative, not all zero."
+    if weights is None: return np.ones(n)
+    w = np.asarray(list(np.atleast_1d(weights)), dtype=np.float64)
+    example = ",".join(["1"] * n)
+    if w.shape != (n,):
+        raise KitError(f"--weights {_numbers(w)} gives {len(w)} weight(s) for {n} member(s) (the runs, then the --sims files); "
+                       f"pass one per member, e.g. --weights {example}.")
+    if not np.all(np.isfinite(w)) or not np.all(w >= 0) or w.sum() <= 0:
+        raise KitError(f"--weights {_numbers(w)}: each weight must be a finite number >= 0 and not all may be zero; "
+                       f"e.g. --weights {example}.")
+    return w
+
 def ensemble(matrices, weights=None) -> np.ndarray:
     "The weighted mean (float32) of equally shaped similarity matrices; equal weights by default."
     mats = list(matrices)
     if not mats: raise KitError("An ensemble needs at least one similarity matrix; pass run directories or --sims files.")
-    w = np.ones(len(mats)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(mats),) or not np.all(w >= 0) or w.sum() <= 0:
-        raise KitError(f"weights={list(np.atleast_1d(weights))} must be {len(mats)} non-negative numbers, one per member, "
-                       "not all zero; e.g. --weights 1,1.")
+    w = check_weights(weights, len(mats))
     shapes = {tuple(m.shape) for m in mats}
     if len(shapes) > 1: raise KitError(f"The members' similarity matrices differ in shape ({sorted(shapes)}); score them on one split.")
     out = np.zeros(mats[0].shape, dtype=np.float32)
@@ -195,75 +231,150 @@ def ensemble(matrices, weights=None) -> np.ndarray:
 def _dataset_name(dataset) -> str:
     return str(dataset) if str(dataset) in ("coco", "f30k", "shapes") else Path(str(dataset)).name
 
+def _first_bad(sims, block: int = 512):
+    "`(row, column, how many)` of the first value of `sims` that is not finite, or None; reads it in blocks of rows."
+    count, first = 0, None
+    for r0 in range(0, len(sims), block):
+        bad = ~np.isfinite(np.asarray(sims[r0:r0 + block]))
+        if bad.any():
+            count += int(bad.sum())
+            if first is None: r, c = np.argwhere(bad)[0]; first = (r0 + int(r), int(c))
+    return None if first is None else (*first, count)
+
 def _load_sims_file(path, split) -> np.ndarray:
+    """The matrix of a `--sims` file (memory-mapped) once it is a float32/float64 `.npy` array of the split's shape
+    (images x captions) with finite values; else a `KitError` that says what the file holds."""
     p = Path(path)
-    if not p.is_file(): raise KitError(f"--sims {p} does not exist; pass a .npy file of a [n_images, n_captions] similarity matrix.")
+    name = f"--sims {p}"
+    if not p.exists(): raise KitError(f"{name} does not exist; pass a .npy file of a [n_images, n_captions] similarity matrix.")
+    if p.is_dir():
+        inside = " (e.g. " + str(p / "sims.npy") + ")" if (p / "sims.npy").is_file() else ""
+        raise KitError(f"{name} is a folder; pass the .npy file itself{inside}.")
+    try:
+        with open(p, "rb") as f: head = f.read(6)
+    except OSError as e: raise KitError(f"{name} cannot be read ({e.strerror}); check its permissions.") from None
+    if head != b"\x93NUMPY":
+        found = "is empty (0 bytes)" if not head else f"starts with {head!r}"
+        raise KitError(f"{name} is not a .npy file: it {found}, where a .npy file starts with \\x93NUMPY; save the matrix "
+                       "with numpy.save(path, sims).")
     try: sims = np.load(p, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as e: raise KitError(f"--sims {p} is not a readable .npy array ({e}); save it with numpy.save.") from None
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise KitError(f"{name} is a .npy array of Python objects (dtype object), not of numbers; save the scores as "
+                           "float32 with numpy.save(path, np.asarray(sims, dtype=np.float32)).") from None
+        raise KitError(f"{name} is a damaged .npy file ({e}); save the matrix again with numpy.save.") from None
+    except OSError as e: raise KitError(f"{name} cannot be read ({e.strerror or e}); save the matrix again with numpy.save.") from None
+    if sims.dtype.kind != "f" or sims.dtype.itemsize < 4:
+        why = ("scores rounded to about 3 significant digits tie" if sims.dtype == np.float16 else
+               "it holds whole numbers or flags, not scores: equal values tie")
+        raise KitError(f"{name} holds {sims.dtype} values: {why}, and ties change the recalls; save the scores as float32 "
+                       "(or float64) as they were computed.")
+    if sims.ndim != 2:
+        raise KitError(f"{name} has {sims.ndim} dimensions {tuple(sims.shape)}; pass a 2-D [n_images, n_captions] matrix.")
     want = (split.n_images, split.n_captions)
     if sims.shape == want[::-1] and want[0] != want[1]:
-        raise KitError(f"--sims {p} has shape {tuple(sims.shape)}, captions x images; this kit's matrices are images x captions "
+        raise KitError(f"{name} has shape {tuple(sims.shape)}, captions x images; this kit's matrices are images x captions "
                        f"{want}: save its transpose (numpy.save(path, sims.T)).")
     if tuple(sims.shape) != want:
-        raise KitError(f"--sims {p} has shape {tuple(sims.shape)} but the {split.name} split has {want[0]} images and "
+        raise KitError(f"{name} has shape {tuple(sims.shape)} but the {split.name} split has {want[0]} images and "
                        f"{want[1]} captions; pass the matrix of that split (rows: images, columns: captions).")
+    bad = _first_bad(sims)
+    if bad:
+        r, c, n = bad
+        raise KitError(f"{name} holds {n} value(s) that are not finite numbers, the first {sims[r, c]} at row {r}, column "
+                       f"{c}; there is no score there to rank: replace them (e.g. numpy.nan_to_num) or compute the matrix again.")
     return sims
+
+AMP_CHOICES = ("auto", True, False)
+
+def check_eval_options(amp=None, eval_batch_size=None, sim_budget_mb=None, threads=0) -> None:
+    "The options of `evaluate_runs` that are numbers or choices, each with its accepted values."
+    if not (amp is None or amp is True or amp is False or amp == "auto"):
+        raise KitError(f"--amp {amp!r} is not one of auto, True, False; pass --amp auto (bf16 on CUDA only), True or False, "
+                       "or leave it out to score each run as it trained.")
+    for name, v, low in (("--eval_batch_size", eval_batch_size, 1), ("--threads", threads, 0)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low):
+            raise KitError(f"{name} {v!r} must be a whole number >= {low}{' (0: torch chooses)' if low == 0 else ''}.")
+    if sim_budget_mb is not None and (isinstance(sim_budget_mb, bool) or not isinstance(sim_budget_mb, (int, float))
+                                      or not np.isfinite(sim_budget_mb) or sim_budget_mb <= 0):
+        raise KitError(f"--sim_budget_mb {sim_budget_mb!r} must be a number of megabytes > 0, e.g. --sim_budget_mb 512.")
+
+def _trained_on(run) -> str:
+    c = run.config
+    return c.get("dataset") if c.get("dataset") in ("coco", "f30k", "shapes") else str(c.get("dataset_folder") or c.get("dataset"))
 
 def evaluate_runs(runs=(), dataset=None, split="test", out=None, weights=None, sims=(), branch=None, data_path=None,
                   device=None, amp=None, eval_batch_size=None, sim_budget_mb=None, eccv="auto", threads=0,
-                  progress=True, runs_path=None) -> dict:
+                  progress=True, runs_path=None, overwrite=False) -> dict:
     """Score run directories (several: an ensemble) and/or `.npy` matrices (`sims`) on `split` of `dataset`; write the
-    evaluation folder `out` and return its metrics.json dict."""
+    evaluation folder `out` whole (`overwrite`: replace a run or evaluation there) and return its metrics.json dict.
+    Every input and the output place are checked before any scoring."""
     runs = [runs] if isinstance(runs, (str, Path, RunDir)) else list(runs)
     sims = [sims] if isinstance(sims, (str, Path)) else list(sims)
     if not runs and not sims: raise KitError("Nothing to evaluate: pass one or more run directories, or --sims FILE.npy.")
+    check_eval_options(amp, eval_batch_size, sim_budget_mb, threads)
     opened = [open_run(r) for r in runs]
     if dataset is None:
         if not opened: raise KitError("--sims needs --dataset (and --split): the dataset whose split the matrix scores.")
         dataset = opened[0].config.get("dataset")
     cfg = make_config(dataset=str(dataset), data_path=data_path, device=device, runs_path=runs_path)
-    if threads: torch.set_num_threads(int(threads))
     dev = resolve_device(cfg.device)
     folder = resolve_dataset(cfg.dataset, cfg.data_path)
     part = open_precomp(folder, (split,))[split]
-    t0 = time.time()
-    members, matrices = [], []
-    for run in opened:
-        if progress: tqdm.write(f"eval: scoring {run.path} ({branch or run.target}) on {_dataset_name(dataset)} {split} ...")
-        s = run_similarities(run, part, dev, branch, amp, eval_batch_size, progress, sim_budget_mb)
-        members.append({"path": str(run.path), "branch": branch or run.target, "model": run.config.get("model")})
-        matrices.append(s)
-    for f in sims:
-        matrices.append(_load_sims_file(f, part)); members.append({"path": str(Path(f).resolve()), "sims": True})
-    matrix = matrices[0] if len(matrices) == 1 and weights is None else ensemble(matrices, weights)
-    w = np.ones(len(matrices)) if weights is None else np.asarray(weights, dtype=np.float64)
-    k = part.captions_per_image
-    for m, s, wi in zip(members, matrices, w / w.sum()):
-        m["weight"] = float(wi)
-        if len(matrices) > 1: m["metrics"] = protocol_metrics(s, split, k)
-    protocols = protocol_metrics(matrix, split, k)
-    result = {"kind": "eval", "target": EVAL_BRANCH, "anchor": None, "dataset": str(cfg.dataset), "split": split,
-              "dataset_folder": str(folder), "n_images": part.n_images, "n_captions": part.n_captions,
-              "protocols": protocols, "branches": {EVAL_BRANCH: protocols[main_protocol(protocols)]}, "members": members}
-    if split == "testall" and tuple(matrix.shape) == ECCV_SHAPE and eccv:
-        try: result["eccv"] = eccv_metrics(matrix)
+    members = [check_member(r, part, branch) for r in opened]
+    loaded = [_load_sims_file(f, part) for f in sims]
+    w = check_weights(weights, len(members) + len(loaded))
+    notes = []
+    trained = {str(r.path): _trained_on(r) for r, _ in members}
+    if len(set(trained.values())) > 1:
+        notes.append("The members were trained on different datasets (" + "; ".join(f"{Path(k).name}: {v}" for k, v in
+                     trained.items()) + "); their matrices are averaged as they are.")
+    ann = None
+    if split == "testall" and (part.n_images, part.n_captions) == ECCV_SHAPE and eccv:
+        try: ann = eccv_annotations()
         except KitError as e:
             if eccv is True: raise
-            result["notes"] = [str(e)]
-    result["seconds"] = round(time.time() - t0, 1)
+            notes.append(str(e))
     name = _dataset_name(dataset)
     if out is None:
         out = (opened[0].path / f"eval-{name}-{split}" if len(opened) == 1 and not sims else
                Path(cfg.runs_path) / f"eval-{name}-{split}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    out = Path(out)
-    margin = opened[0].margin if opened else 0.2
-    EvalDir.write(out, {"branches": [EVAL_BRANCH], "target": EVAL_BRANCH, "anchor": None,
-                        "dataset": str(cfg.dataset), "data_path": cfg.data_path, "split": split, "margin": margin,
-                        "members": [{k: v for k, v in m.items() if k != "metrics"} for m in members],
-                        "device_used": str(dev), "amp": amp, "threads_used": torch.get_num_threads(),
-                        "created": datetime.now().isoformat(timespec="seconds")}, matrix, result)
-    result["out"] = str(out)
-    if progress: tqdm.write(format_eval(result) + f"\n-> {out}")
+    staged = Staged(out, overwrite, inputs=[r.path for r, _ in members] + list(sims),
+                    need_bytes=4 * part.n_images * part.n_captions + 2**20)
+    with staged:                                                   # checked: from here on, work
+        if threads: torch.set_num_threads(int(threads))
+        for n in notes:
+            if progress: tqdm.write(f"eval: note: {n}")
+        t0 = time.time()
+        rows, matrices = [], []
+        for run, b in members:
+            if progress: tqdm.write(f"eval: scoring {run.path} ({b}) on {name} {split} ...")
+            matrices.append(run_similarities(run, part, dev, b, amp, eval_batch_size, progress, sim_budget_mb))
+            rows.append({"path": str(run.path), "branch": b, "model": run.config.get("model"),
+                         "amp_used": use_amp(run.config.get("amp", "auto") if amp is None else amp, dev)})
+        for f, s in zip(sims, loaded):
+            matrices.append(s); rows.append({"path": str(Path(f).resolve()), "sims": True})
+        matrix = matrices[0] if len(matrices) == 1 and weights is None else ensemble(matrices, w)
+        k = part.captions_per_image
+        for m, s, wi in zip(rows, matrices, w / w.sum()):
+            m["weight"] = float(wi)
+            if len(matrices) > 1: m["metrics"] = protocol_metrics(s, split, k)
+        protocols = protocol_metrics(matrix, split, k)
+        result = {"kind": "eval", "target": EVAL_BRANCH, "anchor": None, "dataset": str(cfg.dataset), "split": split,
+                  "dataset_folder": str(folder), "n_images": part.n_images, "n_captions": part.n_captions,
+                  "protocols": protocols, "branches": {EVAL_BRANCH: protocols[main_protocol(protocols)]}, "members": rows}
+        if ann is not None: result["eccv"] = eccv_metrics(matrix, ann)
+        if notes: result["notes"] = notes
+        result["seconds"] = round(time.time() - t0, 1)
+        margin = opened[0].margin if opened else 0.2
+        EvalDir.write(staged, {"branches": [EVAL_BRANCH], "target": EVAL_BRANCH, "anchor": None,
+                               "dataset": str(cfg.dataset), "data_path": cfg.data_path, "split": split, "margin": margin,
+                               "members": [{k: v for k, v in m.items() if k != "metrics"} for m in rows],
+                               "device_used": str(dev), "amp": amp, "amp_used": [m.get("amp_used") for m in rows],
+                               "threads_used": torch.get_num_threads(), "interop_threads_used": torch.get_num_interop_threads(),
+                               "created": datetime.now().isoformat(timespec="seconds")}, matrix, result)
+    result["out"] = str(staged.out)
+    if progress: tqdm.write(format_eval(result) + f"\n-> {staged.out}")
     return result
 
 # %% ../nbs/25_evaluation.ipynb #dda3a09a
