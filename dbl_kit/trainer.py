@@ -400,8 +400,10 @@ def finish_run(ctx: RunContext, train_seconds: float) -> TrainResult:
                        "branches": scores["test"], "best_dev": scores["dev"], **protocols,
                        "train_seconds": round(train_seconds, 1), **({"notes": notes} if notes else {})})
     ctx.dist.barrier()
-    if cfg.progress:
-        m = scores["test"][target]
-        tqdm.write(f"test ({target}): i2t R@1/5/10 {m['i2t_r1']:.1f}/{m['i2t_r5']:.1f}/{m['i2t_r10']:.1f}  "
-                   f"t2i R@1/5/10 {m['t2i_r1']:.1f}/{m['t2i_r5']:.1f}/{m['t2i_r10']:.1f}  rSum {m['rsum']:.1f}  -> {run.path}")
+    if cfg.progress:                         # every branch, so a target is read beside its anchor and control
+        for name, m in scores["test"].items():
+            tqdm.write(f"test {name + (' (target)' if name == target else ''):17s} i2t R@1/5/10 {m['i2t_r1']:.1f}/"
+                       f"{m['i2t_r5']:.1f}/{m['i2t_r10']:.1f}  t2i R@1/5/10 {m['t2i_r1']:.1f}/{m['t2i_r5']:.1f}/"
+                       f"{m['t2i_r10']:.1f}  rSum {m['rsum']:.1f}")
+        tqdm.write(f"-> {run.path}")
     return TrainResult(run.path, target, run.config["anchor"], scores["test"][target], scores["test"])
