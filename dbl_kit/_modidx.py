@@ -455,6 +455,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'dbl_kit.published._sha256': ('published.html#_sha256', 'dbl_kit/published.py'),
                                    'dbl_kit.published._strip_module': ('published.html#_strip_module', 'dbl_kit/published.py'),
                                    'dbl_kit.published._to_jsonable_opt': ('published.html#_to_jsonable_opt', 'dbl_kit/published.py'),
+                                   'dbl_kit.published.check_fits': ('published.html#check_fits', 'dbl_kit/published.py'),
                                    'dbl_kit.published.checkpoint_format': ('published.html#checkpoint_format', 'dbl_kit/published.py'),
                                    'dbl_kit.published.checkpoint_vocab': ('published.html#checkpoint_vocab', 'dbl_kit/published.py'),
                                    'dbl_kit.published.evaluate_run': ('published.html#evaluate_run', 'dbl_kit/published.py'),

@@ -15,12 +15,12 @@ from .data import Vocab, open_precomp, resolve_dataset
 from .evaluation import evaluate_model
 from .models import rebuild_model
 from . import interaction   # registers the interaction backbones  # noqa: F401
-from .rundir import RunDir
+from .rundir import RunDir, Staged, checkpoint_json
 
 # %% auto #0
 __all__ = ['ALLOWED_GLOBALS', 'PARTS', 'BRANCHES', 'KEY_MAPS', 'DATASETS', 'checkpoint_format', 'read_checkpoint',
            'published_state', 'kit_state', 'kit_config', 'checkpoint_vocab', 'import_model', 'evaluate_run',
-           'import_checkpoint']
+           'check_fits', 'import_checkpoint']
 
 # %% ../nbs/24_published.ipynb #950e94d7
 ALLOWED_GLOBALS = (argparse.Namespace,)
@@ -33,7 +33,15 @@ def read_checkpoint(path) -> dict:
     """The contents of a published checkpoint, loaded with `weights_only=True` and `argparse.Namespace` as the one
     allowed class; any other global in the pickle gets a `KitError` and nothing of the file runs."""
     p = Path(path).expanduser()
-    if not p.is_file(): raise KitError(f"checkpoint {p} does not exist; pass the published .pth.tar file.")
+    if not p.exists(): raise KitError(f"checkpoint {p} does not exist; pass the published .pth.tar file.")
+    if not p.is_file(): raise KitError(f"checkpoint {p} is a folder, not a file; pass the published .pth.tar file in it.")
+    try:
+        with open(p, "rb") as f: head = f.read(4)
+    except OSError as e: raise KitError(f"checkpoint {p} cannot be read ({e.strerror}); check its permissions.") from None
+    if not head: raise KitError(f"checkpoint {p} is empty (0 bytes); copy the published .pth.tar file again.")
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):      # a zip archive, or a pickle stream (protocol 2+)
+        raise KitError(f"checkpoint {p} is not a file torch.save wrote: it starts with {head!r}, where a torch checkpoint "
+                       "starts with PK (a zip archive) or \\x80 (a pickle stream); pass the published .pth.tar file.")
     try:
         with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
             obj = torch.load(p, map_location="cpu", weights_only=True)
@@ -49,7 +57,8 @@ def read_checkpoint(path) -> dict:
                        f"(it was read with torch.load(weights_only=True), so nothing in it ran); re-save the weights and opt "
                        f"with torch.save, or get the file from its authors.") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        raise KitError(f"{p} is not a readable torch checkpoint ({str(e).splitlines()[0][:200]}); pass a file written by "
+        said = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise KitError(f"{p} is not a readable torch checkpoint ({said}); pass a file written by "
                        "torch.save.") from None
     if not isinstance(obj, dict) or "model" not in obj:
         keys = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
@@ -238,6 +247,7 @@ def evaluate_run(run_dir, dataset=None, data_path=None, device="cpu", batch_size
     folder = resolve_dataset(dataset, data_path or read_settings()["data_path"])
     branch = run.target
     splits = open_precomp(folder, ("dev", "test"))
+    check_fits(checkpoint_json(run.checkpoint_file(branch).with_suffix(".json"))["model"], splits, folder)
     model, _ = run.load_model(branch, device=device)
     results = {}
     for split in ("dev", "test"):                            # the kit's one evaluation (dbl_kit.evaluation)
@@ -245,30 +255,54 @@ def evaluate_run(run_dir, dataset=None, data_path=None, device="cpu", batch_size
         run.save_sims(branch, split, scores.sims.numpy())
         results[split] = scores.main
     metrics = {"target": branch, "anchor": None, "dataset": dataset, "split": "test", "branches": {branch: results["test"]},
-               "best_dev": {branch: results["dev"]}, "imported": True}
+               "best_dev": {branch: results["dev"]}, "imported": True, "device_used": str(device), "amp_used": False,
+               "threads_used": torch.get_num_threads(), "interop_threads_used": torch.get_num_interop_threads()}
     run.write_metrics(metrics)
     return metrics
 
+def check_fits(model_config: dict, splits: dict, folder) -> None:
+    "The splits' region features fit a backbone of `model_config`: the feature size, and the region count of a published BatchNorm1d."
+    for name, part in splits.items():
+        n_regions, feat_dim = part.images.shape[1:]
+        if int(model_config["feat_dim"]) != int(feat_dim):
+            raise KitError(f"the checkpoint reads {model_config['feat_dim']}-dimensional region features but {folder}/"
+                           f"{name}_ims.npy has {feat_dim}; pass the dataset the model was trained on (--dataset), or "
+                           "--no-evaluate to import without scoring.")
+        if model_config.get("norm") == "batch" and model_config.get("n_regions") and int(model_config["n_regions"]) != int(n_regions):
+            raise KitError(f"the checkpoint's {model_config['model']} backbone is built for {model_config['n_regions']} regions "
+                           f"per image (the published BatchNorm1d over region slots) but {folder}/{name}_ims.npy has "
+                           f"{n_regions}; pass a dataset with {model_config['n_regions']} regions per image, or --no-evaluate.")
+
 def import_checkpoint(checkpoint, vocab, out, branch: str | None = None, dataset=None, data_path=None,
-                      evaluate: bool | None = None, device="cpu") -> Path:
+                      evaluate: bool | None = None, device="cpu", overwrite: bool = False) -> Path:
     """Write the run directory `out` holding a published checkpoint (see the table above); `branch` picks the DBL MSS
-    teacher (`'model_t'`). `evaluate` (default: when the dataset's folder exists) scores dev and test."""
+    teacher (`'model_t'`). `evaluate` (default: when the dataset's folder exists) scores dev and test. Every input is
+    checked before anything is written; the folder is written whole (`overwrite`: replace a run or evaluation there)."""
     model, words, info = import_model(checkpoint, vocab, branch)
     data_path = str(Path(data_path or read_settings()["data_path"]).expanduser().resolve())
     out = Path(out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise KitError(f"out={str(out)!r} exists and is not empty; pass a new folder for the imported run directory.")
     name = dataset or DATASETS.get(str(info["opt"].get("data_name")))
-    run = RunDir.create(out.parent, out.name)
+    notes, folder = [], None
+    if evaluate is False: notes.append("not evaluated: imported with evaluate=False (--no-evaluate).")
+    elif name is None:
+        if evaluate: raise KitError(f"{checkpoint}: its opt.data_name ({info['opt'].get('data_name')!r}) names no dataset "
+                                    "the kit knows, so there is nothing to evaluate on; pass --dataset f30k, coco or a precomp folder.")
+        notes.append(f"not evaluated: opt.data_name={info['opt'].get('data_name')!r} names no dataset; pass --dataset to evaluate.")
+    elif dataset is None and evaluate is None:
+        try: folder = resolve_dataset(name, data_path)
+        except KitError as e: notes.append(f"not evaluated: {e}")
+    else: folder = resolve_dataset(name, data_path)                   # asked for: a dataset that is not there is an error
+    splits = open_precomp(folder, ("dev", "test")) if folder is not None else {}
+    if splits: check_fits(model.config, splits, folder)
+    need = sum(t.numel() * 4 for t in model.state_dict().values()) + sum(4 * s.n_images * s.n_captions for s in splits.values())
     target = "teacher" if info["entry"] == "model_t" else "imported"
-    run.save_vocab(words)
-    run.save_checkpoint(target, model, epoch=info["epoch"], stage="imported", dev_rsum=info["best_rsum"], vocab_size=len(words))
-    run.write_config({**{k: v for k, v in model.config.items() if k not in ("vocab_size", "feat_dim")}, "dataset": name,
-                      "data_path": data_path,
-                      "scenario": "baseline", "branches": [target], "target": target, "anchor": None, "source": info})
-    run.write_metrics({"target": target, "anchor": None, "dataset": name, "split": None, "branches": {}, "imported": True})
-    if evaluate is None:
-        try: evaluate = name is not None and resolve_dataset(name, data_path).is_dir()
-        except KitError: evaluate = False
-    if evaluate: evaluate_run(run.path, name, data_path, device)
-    return run.path
+    with Staged(out, overwrite, what="out", inputs=[checkpoint, vocab] + ([folder] if folder else []), need_bytes=need) as st:
+        run = RunDir(st.path, _new=True)
+        run.save_vocab(words)
+        run.save_checkpoint(target, model, epoch=info["epoch"], stage="imported", dev_rsum=info["best_rsum"], vocab_size=len(words))
+        run.write_config({**{k: v for k, v in model.config.items() if k not in ("vocab_size", "feat_dim")}, "dataset": name,
+                          "data_path": data_path, "scenario": "baseline", "branches": [target], "target": target,
+                          "anchor": None, "source": info, **({"notes": notes} if notes else {})})
+        run.write_metrics({"target": target, "anchor": None, "dataset": name, "split": None, "branches": {}, "imported": True})
+        if splits: evaluate_run(run.path, str(folder) if dataset and name not in DATASETS.values() else name, data_path, device)
+    return st.out

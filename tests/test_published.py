@@ -447,7 +447,7 @@ def test_vocabulary_mismatch_and_other_refusals(tmp_path, vocab_file):
     with pytest.raises(KitError, match="does not exist"):
         import_checkpoint(tmp_path / "nope.pth.tar", vocab_file, tmp_path / "run")
     (tmp_path / "junk.pth.tar").write_bytes(b"not a checkpoint")
-    with pytest.raises(KitError, match="not a readable torch checkpoint"):
+    with pytest.raises(KitError, match="is not a file torch.save wrote"):
         import_checkpoint(tmp_path / "junk.pth.tar", vocab_file, tmp_path / "run")
     with pytest.raises(KitError, match="no 'model' entry"):
         import_checkpoint(save({"state_dict": {}}, tmp_path / "other.pth"), vocab_file, tmp_path / "run")
@@ -460,7 +460,7 @@ def test_vocabulary_mismatch_and_other_refusals(tmp_path, vocab_file):
     with pytest.raises(KitError, match="mystery.weight"):
         import_checkpoint(save(bad, tmp_path / "bad.pth.tar"), vocab_file, tmp_path / "run")
     (tmp_path / "taken").mkdir(); (tmp_path / "taken" / "x").write_text("x")
-    with pytest.raises(KitError, match="not empty"):
+    with pytest.raises(KitError, match="is a folder of other files"):
         import_checkpoint(path, vocab_file, tmp_path / "taken")
 
 
