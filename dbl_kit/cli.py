@@ -69,10 +69,15 @@ def main(argv=None) -> int:
     except KitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:        # Ctrl-C: the trainer saved the state; one line says how to continue
-        from dbl_kit.runtime import Interrupted
-        print(e.cli_line() if isinstance(e, Interrupted) else "Stopped before the run started; nothing to resume.", file=sys.stderr)
+    except KeyboardInterrupt as e:        # Ctrl-C: one line says what is on disk now (and, for a run, how to continue)
+        before = "Stopped before the run started; nothing to resume." if args.command == "train" else "Stopped before anything was written."
+        print(e.cli_line() if hasattr(e, "cli_line") else before, file=sys.stderr)
         return 130
+    except OSError as e:                  # the system refused a read or a write the checks could not foresee
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e} (the command stopped there; a folder it was writing is not left half-written).",
+              file=sys.stderr)
+        return 1
 
 def console() -> None:
     "The `dbl-kit` console script (installed by pip)."
@@ -99,6 +104,7 @@ def _eval_parser(sub):
     e.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default 0: torch's choice)")
     e.add_argument("--no-eccv", dest="eccv", action="store_false", help="skip ECCV Caption / CxC on COCO 5K")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--overwrite", action="store_true", help="replace the run or evaluation folder at --out whole (else refused)")
 
 def _weights(text):
     if text is None: return None
@@ -110,7 +116,7 @@ def _eval(args) -> int:
     r = evaluate_runs(args.runs, dataset=args.dataset, split=args.split, out=args.out, weights=_weights(args.weights),
                       sims=args.sims, branch=args.branch, data_path=args.data_path, device=args.device, amp=args.amp,
                       eval_batch_size=args.eval_batch_size, sim_budget_mb=args.sim_budget_mb, eccv="auto" if args.eccv else False,
-                      threads=args.threads, progress=not args.quiet)
+                      threads=args.threads, progress=not args.quiet, overwrite=args.overwrite)
     if args.quiet: print(format_eval(r) + f"\n-> {r['out']}")
     return 0
 
@@ -147,12 +153,15 @@ def _import_parser(sub):
     i.add_argument("--dataset", default=None, help="dataset to evaluate on (default: from the checkpoint's opt.data_name)")
     i.add_argument("--data_path", "--data-path", default=None, help="folder holding coco_precomp/ etc. (default: settings.ini)")
     i.add_argument("--no-evaluate", dest="evaluate", action="store_false", default=None, help="only import, do not score dev/test")
+    i.add_argument("--overwrite", action="store_true", help="replace the run or evaluation folder at --out whole (else refused)")
 
 def _import(args) -> int:
     from dbl_kit.published import import_checkpoint
     path = import_checkpoint(args.checkpoint, args.vocab, args.out, branch=args.branch, dataset=args.dataset,
-                             data_path=args.data_path, evaluate=args.evaluate)
-    print(f"imported {args.checkpoint} -> {path}")
+                             data_path=args.data_path, evaluate=args.evaluate, overwrite=args.overwrite)
+    from dbl_kit.rundir import RunDir
+    run = RunDir(path)
+    print(f"imported {args.checkpoint} -> {path}\n{run.status()}" + "".join(f"\nnote: {n}" for n in run.config.get("notes", [])))
     return 0
 
 def _report_parser(sub):
@@ -171,9 +180,13 @@ def _check_parser(sub):
     c.add_argument("--splits", default="train,dev,test", help="comma-separated splits to check (default: train,dev,test)")
 
 def _check(args) -> int:
+    splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
+    if not splits: raise KitError(f"--splits {args.splits!r} names no split; pass e.g. --splits train,dev,test.")
+    odd = [s for s in splits if not s.replace("_", "").isalnum()]
+    if odd: raise KitError(f"--splits: {odd[0]!r} is not a split name (a split is the prefix of <split>_ims.npy); e.g. --splits train,dev,test.")
     cfg = make_config(dataset=args.dataset, data_path=args.data_path)
     folder = resolve_dataset(cfg.dataset, cfg.data_path)
-    problems = validate_precomp(folder, splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()))
+    problems = validate_precomp(folder, splits=splits)
     for line in problems: print(f"- {line}")
     print(f"{folder}: " + (f"{len(problems)} problem(s)" if problems else "ok"))
     return 1 if problems else 0

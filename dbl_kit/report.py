@@ -34,18 +34,24 @@ def report(run_dir) -> str:
         raise KitError(f"{run.path} has no test metrics to report: {run.status()}.")
     m = run.metrics
     secs = m.get("train_seconds")
-    return (f"run {run.path}  (dataset {m['dataset']}, {m['split']} split" + (f", trained in {secs:.0f} s" if secs else "") + ")\n"
-            + format_metrics(m) + "\n* target branch; recalls in percent, rsum = sum of the six recalls (max 600)")
+    try: table = format_metrics(m)
+    except (KeyError, TypeError, ValueError) as e:
+        raise KitError(f"{run.file('metrics.json')} does not hold the table dbl-kit writes (no {e} there); restore it from a "
+                       "copy of the run, or score the run again (dbl-kit eval).") from None
+    return (f"run {run.path}  (dataset {m.get('dataset')}, {m.get('split')} split" + (f", trained in {secs:.0f} s" if secs else "")
+            + ")\n" + table + "\n* target branch; recalls in percent, rsum = sum of the six recalls (max 600)")
 
 # %% ../nbs/18_report.ipynb #37d2e58d
 def _eval_report(path) -> str:
     from dbl_kit.evaluation import format_eval
     run = EvalDir(path)
     if not run.finished: raise KitError(f"{run.path} has no metrics to report: {run.status()}; run dbl-kit eval again.")
-    return f"evaluation {run.path}\n" + format_eval(run.metrics)
+    try: return f"evaluation {run.path}\n" + format_eval(run.metrics)
+    except (KeyError, TypeError, ValueError) as e:
+        raise KitError(f"{run.file('metrics.json')} does not hold the table dbl-kit eval writes (no {e} there); run dbl-kit "
+                       "eval again (with --overwrite) to write it.") from None
 
 # %% ../nbs/18_report.ipynb #b6d08a36
 if __name__ == "__main__":
-    if len(sys.argv) != 2: sys.exit("usage: python -m dbl_kit.report RUN_DIR")
-    try: print(report(sys.argv[1]))
-    except KitError as e: sys.exit(f"error: {e}")
+    from dbl_kit.cli import main
+    sys.exit(main(["report", *sys.argv[1:]]))      # the command line's rules: one sentence, exit status 2

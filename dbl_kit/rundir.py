@@ -38,8 +38,12 @@ def check_format(meta: dict, where) -> dict:
                    f"and this version reads format {FORMAT_VERSION} only (formats before the first release are not carried); "
                    "train the run again, or import its published checkpoint again, with this version.")
 
+_FIXES = {"config.json": "restore config.json from a copy of the run, or train the run again",
+          "metrics.json": "restore metrics.json from a copy of the run, or score the run again (dbl-kit eval)"}
+
 def _run_json(f: Path) -> dict:
-    "A run's `config.json`, or a `KitError` that says what is wrong with it (never advice to delete it: it is the run's record)."
+    "A run's `config.json` or `metrics.json`, or a `KitError` that says what is wrong with it (never advice to delete it: it is the run's record)."
+    fix = _FIXES.get(f.name, "restore it from a copy of the run")
     try: raw = f.read_bytes()
     except OSError as e: raise KitError(f"{f} cannot be read ({e.strerror}); check its permissions.") from None
     found = None
@@ -47,11 +51,10 @@ def _run_json(f: Path) -> dict:
     except UnicodeDecodeError as e: found = f"byte {e.start} is 0x{raw[e.start]:02x}, not UTF-8 text"
     except json.JSONDecodeError as e: found = f"{'it is empty' if not raw.strip() else 'not valid JSON: ' + str(e)}, {len(raw)} bytes"
     if found:
-        raise KitError(f"{f} is damaged ({found}), so the run it describes cannot be read; restore config.json from a "
-                       f"copy of the run, or train the run again (the run's other files are left as they are).") from None
+        raise KitError(f"{f} is damaged ({found}), so the run it belongs to cannot be read; {fix} (the run's other "
+                       "files are left as they are).") from None
     if not isinstance(meta, dict):
-        raise KitError(f"{f} holds a JSON {type(meta).__name__}, not the object dbl_kit writes; restore config.json from a "
-                       "copy of the run, or train the run again.")
+        raise KitError(f"{f} holds a JSON {type(meta).__name__}, not the object dbl_kit writes; {fix}.")
     return meta
 
 def _run_folders(p: Path):
@@ -255,7 +258,7 @@ class RunDir:
     def metrics(self) -> dict | None:
         "metrics.json, or None while the run is still training (or was stopped)."
         f = self.file("metrics.json")
-        return load_json(f) if f.is_file() else None
+        return _run_json(f) if f.is_file() else None
 
     @property
     def finished(self) -> bool: return self.file("metrics.json").is_file()
