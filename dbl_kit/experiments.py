@@ -16,7 +16,7 @@ from .core import KitError, atomic_path
 from .trainer import train
 
 # %% auto #0
-__all__ = ['Job', 'train_or_resume', 'launch_child', 'Sweep']
+__all__ = ['Job', 'train_or_resume', 'launch_child', 'read_sweep_csv', 'Sweep']
 
 # %% ../nbs/28_experiments.ipynb #8335ed85
 @dataclass
@@ -57,6 +57,26 @@ def launch_child(params: dict, log: Path, threads: int = 1):
         raise KitError(f"run {params.get('run_name')} failed (exit {done.returncode}); its log is {log}: ... {tail}")
 
 # %% ../nbs/28_experiments.ipynb #08a0e8ce
+def read_sweep_csv(path, columns=None) -> list[dict]:
+    "The rows of a sweep's CSV (none when it does not exist yet), once it is one: readable, with `run_dir`, and `columns` when given."
+    p = Path(path)
+    if not p.exists(): return []
+    if p.is_dir(): raise KitError(f"the sweep's CSV {p} is a folder; pass the path of a .csv file (it is created on the first finished run).")
+    try: df = pd.read_csv(p, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
+        raise KitError(f"the sweep's CSV {p} cannot be read as a table ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                       "pass the CSV this sweep wrote, or a new path.") from None
+    have = list(df.columns)
+    if "run_dir" not in have:
+        raise KitError(f"{p} is not a sweep's CSV: it has no run_dir column (its columns: {', '.join(map(str, have[:6]))}); "
+                       "pass the CSV this sweep wrote, or a new path.")
+    if columns is not None and sorted(map(str, have)) != sorted(map(str, columns)):
+        raise KitError(f"{p} is not this sweep's CSV: its columns are {', '.join(map(str, have))}, this sweep writes "
+                       f"{', '.join(map(str, columns))}; pass the sweep's own CSV, or a new path.")
+    empty = [i + 2 for i, v in enumerate(df["run_dir"]) if not isinstance(v, str) or not v.strip()]
+    if empty: raise KitError(f"{p}: line {empty[0]} has no run_dir; every row of a sweep's CSV names its run. Repair or remove that line.")
+    return df.to_dict("records")
+
 class Sweep:
     "A resumable queue of named runs, `workers` at a time in child processes, with one CSV row per finished run."
     def __init__(self, runs_path, csv_path, row_of: Callable, columns: list | None = None, workers: int = 2,
@@ -65,8 +85,13 @@ class Sweep:
         self.logs = self.runs.parent / (self.runs.name + "-logs")      # beside the runs: one log per job
         self.row_of, self.columns, self.workers, self.threads, self.new_runs = row_of, columns, workers, threads, new_runs
         self.launch = launch or (lambda params, log: launch_child(params, log, threads))
-        self.rows = (pd.read_csv(self.csv_path, keep_default_na=False, na_values=[""]).to_dict("records")
-                     if self.csv_path.exists() else [])
+        self.checks_params = launch is None               # the real trainer: job parameters are checked before any run
+        for name, v, low in (("workers", workers, 1), ("threads", threads, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise KitError(f"Sweep {name}={v!r} must be a whole number >= {low}.")
+        if self.runs.exists() and not self.runs.is_dir():
+            raise KitError(f"Sweep runs_path {self.runs} is a file, not a folder; pass the folder the sweep's runs go to.")
+        self.rows = read_sweep_csv(self.csv_path, columns)
 
     def params(self, job) -> dict:
         "The full `dbl_kit.train` parameters of `job`."
@@ -88,6 +113,17 @@ class Sweep:
             raise KitError(f"job names must be unique (each names its run directory); repeated: "
                            f"{sorted({n for n in names if names.count(n) > 1})[:5]}")
         finished = {r["run_dir"] for r in self.rows}
+        strange = [n for n in finished if n not in names and not (self.runs / n).is_dir()]
+        if strange:
+            raise KitError(f"{self.csv_path} has a row for run {strange[0]!r}, which is neither a job of this sweep nor a folder in "
+                           f"{self.runs}: the CSV is not this sweep's (its rows count as finished runs); pass the sweep's "
+                           "own CSV, or a new path.")
+        if self.checks_params:
+            from dbl_kit.config import make_config
+            for j in jobs:
+                if j.name in finished: continue
+                try: make_config(**self.params(j))
+                except KitError as e: raise KitError(f"job {j.name!r}: {e}") from None
         todo = {j.name: j for j in jobs if j.name not in finished}
         planned = set(todo) | finished               # every name ever queued: a job from more() is added once
         unknown = sorted({n for j in todo.values() for n in j.needs} - planned)
@@ -124,3 +160,9 @@ class Sweep:
             raise KitError(f"{len(failed)} run(s) failed; the {len(finished)} finished ones are in {self.csv_path} and a "
                            f"rerun resumes from there ({len(todo)} not started):\n" + "\n".join(failed))
         return finished
+
+# %% ../nbs/28_experiments.ipynb #e051a952
+if __name__ == "__main__":     # python -m dbl_kit.experiments: a library, not a command; say so instead of nothing
+    print("error: dbl_kit.experiments is a library, not a command: a sweep is a notebook (see nbs/experiments/*.ipynb) that builds "
+             "Job(...)s and calls Sweep(runs_path, csv_path, row_of).run(jobs); train one run with dbl-kit train.", file=sys.stderr)
+    sys.exit(2)
