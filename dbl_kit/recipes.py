@@ -7,7 +7,8 @@ from __future__ import annotations
 from .core import KitError
 
 # %% auto #0
-__all__ = ['SGRAF', 'VSE', 'SCAN', 'DBL', 'RECIPES', 'recipe_values', 'apply_recipe', 'describe_recipes']
+__all__ = ['SGRAF', 'VSE', 'SCAN', 'DBL', 'RECIPES', 'PUBLISHED_REGIONS', 'recipe_values', 'apply_recipe', 'describe_recipes',
+           'recipe_notes']
 
 # %% ../nbs/26_recipes.ipynb #03a1eb0f
 SGRAF = "Paranioar/SGRAF"            # one assignment each, so that each has its own API entry
@@ -171,3 +172,15 @@ def describe_recipes(name=None) -> str:
         lines.append(f"{n}:")
         lines += [f"  {k:18s} {v!r:10s}  {source}" for k, (v, source) in values.items()]
     return "\n".join(lines)
+
+# %% ../nbs/26_recipes.ipynb #c82cafb1
+PUBLISHED_REGIONS = 36     # SCAN, SGRAF, VSE-infinity and DBL read the bottom-up-attention features: 36 regions per image
+
+def recipe_notes(cfg, regions: int, folder) -> list[str]:
+    """What a run of recipe `cfg.recipe` on a dataset of `regions` regions per image should be told: a SGRAF recipe
+    (its published `BatchNorm1d(36)` over region slots) on features of another region count is not the published model."""
+    name = cfg.get("recipe")
+    if not name or cfg.get("model") not in ("sgr", "saf") or cfg.get("norm") != "batch" or int(regions) == PUBLISHED_REGIONS: return []
+    return [f"recipe {name!r} reproduces SGRAF, whose published model reads {PUBLISHED_REGIONS} regions per image (a "
+            f"BatchNorm1d({PUBLISHED_REGIONS}) over region slots), but {folder} has {regions}: this run builds "
+            f"BatchNorm1d({regions}) and is not the published architecture, so its recalls are not comparable to the paper's."]

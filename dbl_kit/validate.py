@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_validate.ipynb #c3cfec3c
 from __future__ import annotations
-import os, re, shutil
+import math, os, re, shutil, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +16,14 @@ from .core import KitError, SCENARIOS, SPLITS, resolve_device
 from .data import Vocab, resolve_dataset, open_precomp
 from .config import PARAMS
 from .models import build_model, rebuild_model
+from .recipes import recipe_notes
 from .rundir import check_format, checkpoint_path, checkpoint_json
 from .shapes import shapes_is_current, shapes_params
 
 # %% auto #0
 __all__ = ['ANCHOR_FIXES', 'check_scenario_params', 'check_run_name', 'check_runs_folder', 'check_dataset', 'check_vocab_file',
            'anchor_file', 'check_anchor_tensors', 'check_anchor_fits', 'check_anchor_dataset', 'check_anchor',
-           'anchor_settings', 'run_bytes', 'check_disk_space', 'RunInputs', 'validate_run']
+           'anchor_settings', 'run_bytes', 'check_disk_space', 'RunInputs', 'check_finite', 'validate_run']
 
 # %% ../nbs/22_validate.ipynb #27f29ebe
 def check_scenario_params(cfg, given) -> None:
@@ -262,9 +263,18 @@ class RunInputs:
     splits: dict
     notes: list = field(default_factory=list)
 
+def check_finite(cfg) -> None:
+    "Every number among the run's parameters is finite: NaN passes every range check (`nan < 0` is False) and infinity is no setting."
+    for name in PARAMS:
+        v = cfg.get(name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise KitError(f"Parameter {name}={v!r} is invalid: it is not a finite number (NaN passes no comparison, so no "
+                           f"range check would catch it); pass a number, e.g. {name}={PARAMS[name].default!r}.")
+
 def validate_run(cfg, given=()) -> RunInputs:
     """Check everything a run of `cfg` will read or write before any work; `given` are the parameter names the user set.
     Raises `KitError` on the first problem; returns the opened dataset and notes (`RunInputs`)."""
+    check_finite(cfg)
     check_scenario_params(cfg, given)
     check_run_name(cfg.run_name, cfg.runs_path)
     resolve_device(cfg.device)
@@ -276,4 +286,6 @@ def validate_run(cfg, given=()) -> RunInputs:
         notes += more
     else: vocab_size = len(vocab) if vocab is not None else _word_count(data["train"].captions)
     check_disk_space(cfg, runs_folder, data, vocab_size)
-    return RunInputs(folder, data, notes)
+    said = recipe_notes(cfg, data["train"].images.shape[1], folder)
+    for n in said: warnings.warn(n, stacklevel=3)            # said at the start, not found in config.json after minutes
+    return RunInputs(folder, data, notes + said)
