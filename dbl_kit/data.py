@@ -357,26 +357,26 @@ def _head(self: PrecompSplit, n_images: int) -> PrecompSplit:
 PrecompSplit.head = _head
 
 # %% ../nbs/13_data.ipynb #b8ebe47f
-def augment_tokens(ids: Sequence[int], vocab: "Vocab", rng: np.random.Generator, p: float = 0.2) -> list[int]:
-    "Word ids (without `<start>`/`<end>`) with each word masked, replaced or deleted with probability `p` in all."
-    out = []
-    first_word = len(Vocab.SPECIALS)
-    for t in ids:
-        u = rng.random()
-        if u >= p: out.append(t); continue
+def augment_tokens(ids: Sequence[int], vocab: "Vocab", rng: np.random.Generator, p: float = 0.2, ends: bool = False) -> list[int]:
+    """A caption's ids `[<start>, *words, <end>]` with each token picked with probability `p` masked, replaced by a
+    random vocabulary index or deleted; `ends`: `<start>` and `<end>` may be picked too."""
+    out, last = [], len(ids) - 1
+    for pos, t in enumerate(ids):
+        u = rng.random()                       # drawn for every token, the ends too, as the published loops draw
+        if u >= p or (not ends and pos in (0, last)): out.append(t); continue
         u /= p
-        if u < 0.5: out.append(vocab.mask)                                          # masked: <mask> (else <unk>)
-        elif u < 0.6: out.append(int(rng.integers(first_word, max(len(vocab), first_word + 1))))   # random word
+        if u < 0.5: out.append(vocab.mask)                       # masked: <mask> (else <unk>)
+        elif u < 0.6: out.append(int(rng.integers(len(vocab))))  # any index of the vocabulary
         # else: deleted
     return out or list(ids)
 
 class CaptionDataset(Dataset):
     "One item per caption: its image's regions, its token ids, and both ids; training captions optionally augmented."
     def __init__(self, split: PrecompSplit, vocab: Vocab, max_captions: int | None = None, augment: float = 0.0,
-                 seed: int = 0):
+                 seed: int = 0, augment_ends: bool = False):
         self.split, self.vocab, self.k = split, vocab, split.captions_per_image
         self.n = split.n_captions if max_captions is None else min(int(max_captions), split.n_captions)
-        self.augment, self.seed, self.epoch = float(augment), int(seed), 0
+        self.augment, self.augment_ends, self.seed, self.epoch = float(augment), bool(augment_ends), int(seed), 0
 
     def __len__(self): return self.n
     def set_epoch(self, epoch: int): self.epoch = int(epoch)
@@ -387,7 +387,7 @@ class CaptionDataset(Dataset):
         ids = self.vocab.encode_text(self.split.captions[i])
         if self.augment > 0:
             rng = np.random.default_rng((self.seed, self.epoch, i))
-            ids = [ids[0], *augment_tokens(ids[1:-1], self.vocab, rng, self.augment), ids[-1]]
+            ids = augment_tokens(ids, self.vocab, rng, self.augment, self.augment_ends)
         return {"regions": torch.from_numpy(np.array(self.split.images[image_id], dtype=np.float32)),
                 "tokens": torch.tensor(ids, dtype=torch.long), "caption_id": i, "image_id": image_id}
 

@@ -283,7 +283,8 @@ def vse_published(s: dict) -> dict:
     layer = s.get("norm") == "layer"
     dropout = given(s, "dropout", 0.1 if layer else 0.0)
     return dict(dropout=dropout, word_dropout=dropout if layer else 0.0, region_drop=0.0 if layer else 0.2,
-                optimizer="adamw" if s.get("norm") == "batch" else "adam")
+                optimizer="adamw" if s.get("norm") == "batch" else "adam",
+                **({} if layer else dict(lr_schedule="once", drop_last=True, augment_ends=True)))   # VSE-infinity's train.py, loader
 
 MODELS.register("vse", help="embedding-based, VSE-infinity style (GRU + GPO pooling, one-matmul similarity)", params={
     **ENCODER_PARAMS,

@@ -5,7 +5,7 @@
 # %% ../nbs/05_scenarios.ipynb #7b29dcea
 from __future__ import annotations
 import copy, math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -20,8 +20,8 @@ from .transfers import CMPMLoss
 from .rundir import checkpoint_path, load_model
 
 # %% auto #0
-__all__ = ['Branch', 'optimizer_choice', 'make_branch', 'Stage', 'frozen_branch', 'encode_split', 'Scenario', 'Baseline',
-           'anchor_cache_plan', 'Offline', 'Online', 'momentum_at', 'ema_halflife', 'Momentum']
+__all__ = ['Branch', 'optimizer_choice', 'training_choice', 'make_branch', 'Stage', 'frozen_branch', 'encode_split', 'Scenario',
+           'Baseline', 'anchor_cache_plan', 'Offline', 'Online', 'momentum_at', 'ema_halflife', 'Momentum']
 
 # %% ../nbs/05_scenarios.ipynb #c64ce09b
 @dataclass
@@ -49,12 +49,24 @@ def optimizer_choice(cfg, model) -> tuple[str, float]:
     decay = cfg.get("weight_decay")
     return kind, float((0.01 if kind == "adamw" else 0.0) if decay is None else decay)
 
+def training_choice(cfg, key: str, fallback):
+    """`cfg[key]` when set, else the backbone's published value (its registry entry: `lr_schedule`, `drop_last`,
+    `augment_ends` of `vse` are VSE-infinity's), else `fallback` (SCAN's, SGRAF's and DBL's)."""
+    if cfg.get(key) is not None: return cfg[key]
+    name = cfg.get("model", "vse")
+    published = MODELS.published(name, {**cfg, key: None}).get(key) if name in MODELS else None
+    return fallback if published is None else published
+
 def make_branch(name, model, cfg) -> Branch:
-    "A learning branch: `optimizer_choice` with `cfg.lr` and a step decay by `cfg.lr_decay` every `cfg.lr_decay_epochs` epochs."
+    """A learning branch: `optimizer_choice` with `cfg.lr`, decayed by `cfg.lr_decay` every `cfg.lr_decay_epochs` epochs
+    (`lr_schedule='step'`, SCAN, SGRAF and DBL) or once at that epoch (`'once'`, VSE-infinity)."""
     kind, decay = optimizer_choice(cfg, model)
     opt = (torch.optim.AdamW if kind == "adamw" else torch.optim.Adam)(model.parameters(), lr=cfg.lr, weight_decay=decay)
     step = cfg.lr_decay_epochs or max(1, (2 * cfg.epochs) // 3)
-    return Branch(name, model, opt, torch.optim.lr_scheduler.StepLR(opt, step_size=step, gamma=cfg.lr_decay))
+    schedule = (torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[step], gamma=cfg.lr_decay)
+                if training_choice(cfg, "lr_schedule", "step") == "once" else
+                torch.optim.lr_scheduler.StepLR(opt, step_size=step, gamma=cfg.lr_decay))
+    return Branch(name, model, opt, schedule)
 
 @dataclass
 class Stage:
@@ -175,15 +187,18 @@ def anchor_cache_plan(ctx) -> dict:
         longest = max(len(ctx.vocab.encode_text(c)) for c in split.captions)
         values = img.features.shape[-1] * (split.n_images * img.features.shape[1] + split.n_captions * longest)
     size = per_value * values
-    cached = size <= cfg.anchor_cache_mb * 2**20
+    exact = cfg.caption_aug == 0 or cfg.anchor_cache_aug      # augmented captions: the reference scores the augmented batch
+    cached = size <= cfg.anchor_cache_mb * 2**20 and exact
     return {"bytes": int(size), "budget_mb": cfg.anchor_cache_mb, "cached": bool(cached),
-            "dtype": ("bfloat16" if ctx.amp else "float32") if cached else None}
+            "dtype": ("bfloat16" if ctx.amp else "float32") if cached else None,
+            **({} if exact else {"why_not": "caption_aug > 0: the anchor scores each augmented batch, as the reference does"})}
 
 @SCENARIOS.register("offline", help="OAS: a frozen, previously trained anchor; the target learns to beat it", params={
     "anchor_epochs":    Param(None, number(int, 1, optional=True), "offline: anchor training epochs; default: epochs"),
     "anchor_ckpt":      Param(None, text(), "offline: a run directory or .safetensors checkpoint to use as the anchor"),
     "init_from_anchor": Param(True, flag, "offline: start the target from the anchor's weights"),
     "control":          Param(False, flag, "offline: also train a same-budget control, the target's start trained for the target's epochs without the transfer"),
+    "anchor_cache_aug": Param(False, flag, "offline: cache the anchor's encodings even with caption_aug (faster; the anchor then scores the captions un-augmented, where the reference scores the augmented batch)"),
     "anchor_cache_mb":  Param(8192.0, number(float, 0), "offline: cache the frozen anchor's encodings of the training split when they fit in this many MB (float32; bf16 with amp), else the anchor encodes each batch without gradients; 0: never cache")})
 class Offline(Scenario):
     "A frozen anchor and a target learning base + alpha * transfer(target, anchor)."

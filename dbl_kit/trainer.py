@@ -19,7 +19,7 @@ from .config import PARAMS, make_config
 from .data import resolve_dataset, open_precomp, Vocab, CaptionDataset, collate_pairs
 from .models import build_model
 from .rundir import RunDir, default_run_name, checkpoint_path
-from .scenarios import Stage
+from .scenarios import Stage, training_choice
 from .evaluation import evaluate_model, Scores
 from .validate import anchor_settings, validate_run
 from .distributed import Dist, init_distributed
@@ -49,15 +49,17 @@ def counter_seed(*counters: int) -> int:
     return int(np.random.SeedSequence([int(c) for c in counters]).generate_state(2, np.uint32).astype(np.uint64) @ [1 << 31, 1])
 
 class EpochBatches(Sampler):
-    "Shuffled batches of `range(n)`: epoch `epoch`'s order from `(seed, epoch)`, starting at batch `skip` (`set_position`)."
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    """Shuffled batches of `range(n)`: epoch `epoch`'s order from `(seed, epoch)`, starting at batch `skip` (`set_position`).
+    `drop_last`: an epoch's last partial batch is left out (VSE-infinity's loader), unless it is the only batch."""
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, drop_last: bool = False):
         self.n, self.batch_size, self.seed, self.rank, self.world = int(n), int(batch_size), int(seed), int(rank), int(world)
-        last = self.n % self.batch_size
+        self.drop_last = bool(drop_last) and self.n >= self.batch_size
+        last = 0 if self.drop_last else self.n % self.batch_size
         if world > 1 and (0 < last < world or self.batch_size < world):
             raise KitError(f"batch_size={batch_size} over {n} training captions leaves a batch of {last or batch_size} "
                            f"captions, fewer than the {world} ranks; change batch_size or max_train_captions.")
         self.epoch, self.skip = 1, 0
-    def __len__(self): return math.ceil(self.n / self.batch_size)
+    def __len__(self): return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
     def set_position(self, epoch: int, skip: int = 0):
         "The next iteration yields epoch `epoch`'s batches from batch `skip` on."
         self.epoch, self.skip = int(epoch), int(skip)
@@ -66,7 +68,7 @@ class EpochBatches(Sampler):
         return torch.randperm(self.n, generator=torch.Generator().manual_seed(counter_seed(self.seed, epoch))).tolist()
     def __iter__(self):
         order = self.order(self.epoch)
-        for start in range(self.skip * self.batch_size, self.n, self.batch_size):
+        for start in range(self.skip * self.batch_size, len(self) * self.batch_size, self.batch_size):
             batch = order[start:start + self.batch_size]
             if self.world > 1:   # np.array_split's parts: the first len % world ranks get one more
                 size, extra = divmod(len(batch), self.world)
@@ -117,9 +119,10 @@ class RunContext:
 
     def loader(self, seed: int):
         "The training loader: batch order and caption augmentation (`caption_aug`) from `seed` and the epoch (`EpochBatches`)."
-        ds = CaptionDataset(self.splits["train"], self.vocab, max_captions=self.cfg.max_train_captions,
-                            augment=self.cfg.caption_aug, seed=seed)
-        batches = EpochBatches(len(ds), self.cfg.batch_size, seed, self.dist.rank, self.dist.world)
+        ds = CaptionDataset(self.splits["train"], self.vocab, max_captions=self.cfg.max_train_captions, augment=self.cfg.caption_aug,
+                            seed=seed, augment_ends=training_choice(self.cfg, "augment_ends", False))
+        batches = EpochBatches(len(ds), self.cfg.batch_size, seed, self.dist.rank, self.dist.world,
+                               drop_last=training_choice(self.cfg, "drop_last", False))
         return DataLoader(ds, batch_sampler=batches, collate_fn=collate_pairs,
                           num_workers=self.cfg.workers, persistent_workers=self.cfg.workers > 0,
                           generator=torch.Generator().manual_seed(seed))   # worker seeds only; never the global RNG
