@@ -320,6 +320,10 @@ def evaluate_runs(runs=(), dataset=None, split="test", out=None, weights=None, s
     cfg = make_config(dataset=str(dataset), data_path=data_path, device=device, runs_path=runs_path)
     dev = resolve_device(cfg.device)
     folder = resolve_dataset(cfg.dataset, cfg.data_path)
+    if not any((folder / f"{split}_{kind}").exists() for kind in ("ims.npy", "caps.txt")):
+        have = sorted(f.name[:-len("_ims.npy")] for f in folder.glob("*_ims.npy"))
+        raise KitError(f"--split {split!r} is not in {folder} (no {split}_ims.npy, no {split}_caps.txt); its splits are "
+                       f"{', '.join(have) or 'none'}: pass one of them with --split.")
     part = open_precomp(folder, (split,))[split]
     members = [check_member(r, part, branch) for r in opened]
     loaded = [_load_sims_file(f, part) for f in sims]

@@ -379,3 +379,264 @@ def test_papermill_shows_the_sentence_not_a_traceback(tmp_path):
                if o.get("output_type") == "error"]
     assert [o["traceback"] for o in outputs] == [[f"KitError: {e.evalue}"]]
     assert not (tmp_path / "runs").exists()
+
+
+# ==== the other commands: eval, import, report, check and the sweep runner ================================================
+# Each case returns (argv for `dbl-kit`, or a callable for the sweep runner; what, where, fix). The answer must be exit
+# status 2 with one line `error: ...` holding the three parts; no member scored and no run trained (the work functions
+# are replaced by ones that fail the test); every file under the case's folder and the shared one unchanged.
+from dbl_kit.cli import main as dbl_main
+from dbl_kit.rundir import EvalDir
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    "A published-layout SCAN checkpoint (32-dimensional features) and its vocabulary (tests/test_published.py builds them)."
+    from test_published import VOCAB, save, scan_ckpt
+    root = tmp_path_factory.mktemp("published")
+    vocab = root / "vocab.json"
+    vocab.write_text(json.dumps({"word2idx": {w: i for i, w in enumerate(VOCAB)}}))
+    return SimpleNamespace(ckpt=save(scan_ckpt(), root / "scan.pth.tar"), vocab=vocab, root=root)
+
+
+def an_evaluation(t, b, name="ev"):
+    "A finished evaluation folder in the case's folder (written here, before the snapshot)."
+    n = 40
+    return EvalDir.write(t / name, {"branches": ["eval"], "target": "eval", "anchor": None, "dataset": str(b.ds),
+                                    "split": "test", "members": []}, np.eye(n, 5 * n), {"branches": {}}).path
+
+
+def sims_file(t, array=None, name="m.npy"):
+    np.save(t / name, np.random.default_rng(0).standard_normal((40, 200)).astype(np.float32) if array is None else array)
+    return str(t / name)
+
+
+def ev(b, *more):
+    return ["eval", str(b.anchor), "--dataset", str(b.ds), "--quiet", "--threads", "1", *more]
+
+
+def eval_out_that_is_another_run(t, b, p, mp):
+    other = anchor_copy(t, b)
+    return ev(b, "--out", str(other)), "already holds a run directory (finished)", str(other), "add --overwrite"
+
+def eval_out_that_is_an_evaluation(t, b, p, mp):
+    e = an_evaluation(t, b)
+    return ev(b, "--out", str(e)), "already holds an evaluation folder", str(e), "pass a new folder, or add --overwrite"
+
+def eval_out_that_is_a_file(t, b, p, mp):
+    (t / "out.txt").write_text("notes")
+    return ev(b, "--out", str(t / "out.txt")), "is a file, not a folder", str(t / "out.txt"), "pass a new folder name"
+
+def eval_out_under_a_file(t, b, p, mp):
+    (t / "out.txt").write_text("notes")
+    return ev(b, "--out", str(t / "out.txt" / "ev")), "out.txt is a file, not a folder", str(t), "whose parent folders are folders"
+
+def eval_out_under_proc(t, b, p, mp):
+    return ev(b, "--out", "/proc/dbl-kit/ev"), "cannot be written", "/proc/dbl-kit/ev", "a disk you can write to"
+
+def eval_out_in_a_read_only_folder(t, b, p, mp):
+    a, d = anchor_copy(t, b), data(t, b)
+    open_up(a); (t / "ro").mkdir(); (t / "ro").chmod(0o555)
+    return (["eval", str(a), "--dataset", str(d), "--quiet", "--out", str(t / "ro" / "ev")], "cannot be written",
+            str(t / "ro"), "a disk you can write to")
+eval_out_in_a_read_only_folder.unprivileged = True
+
+def eval_on_a_full_disk(t, b, p, mp):
+    real = shutil.disk_usage
+    mp.setattr(shutil, "disk_usage", lambda q: real(q)._replace(free=2**19))
+    return ev(b, "--out", str(t / "ev")), "0 MB free", str(t / "ev"), "free some space there"
+
+def eval_of_a_run_that_did_not_finish(t, b, p, mp):
+    a = anchor_copy(t, b); (a / "metrics.json").unlink()
+    return ["eval", str(a), "--dataset", str(b.ds), "--quiet"], "did not finish training", str(a), "dbl-kit train --resume"
+
+def eval_of_an_evaluation_folder(t, b, p, mp):
+    e = an_evaluation(t, b)
+    return ["eval", str(e), "--dataset", str(b.ds)], "is an evaluation folder, not a run", str(e), "--sims"
+
+def eval_with_a_damaged_config(t, b, p, mp):
+    a = anchor_copy(t, b); (a / "config.json").write_text('{"branches": ["baseline"]')
+    return ["eval", str(a), "--dataset", str(b.ds)], "is damaged (not valid JSON", str(a / "config.json"), "restore config.json"
+
+def eval_weights_one_short(t, b, p, mp):
+    return ev(b, "--sims", sims_file(t), "--weights", "1"), "gives 1 weight(s) for 2 member(s)", "--weights 1", "--weights 1,1"
+
+def eval_an_infinite_weight(t, b, p, mp):
+    return ev(b, "--sims", sims_file(t), "--weights", "1,inf"), "must be a finite number >= 0", "--weights 1,inf", "--weights 1,1"
+
+def eval_sims_that_is_a_text_file(t, b, p, mp):
+    (t / "m.npy").write_text("0.1 0.2\n")
+    return ev(b, "--sims", str(t / "m.npy")), "is not a .npy file: it starts with b'0.1 0.'", str(t / "m.npy"), "numpy.save"
+
+def eval_sims_of_integers(t, b, p, mp):
+    f = sims_file(t, np.arange(40 * 200).reshape(40, 200))
+    return ev(b, "--sims", f), "holds int64 values", f, "save the scores as float32"
+
+def eval_sims_of_float16(t, b, p, mp):
+    f = sims_file(t, np.zeros((40, 200), np.float16))
+    return ev(b, "--sims", f), "holds float16 values", f, "save the scores as float32"
+
+def eval_sims_with_a_nan(t, b, p, mp):
+    x = np.zeros((40, 200), np.float32); x[5, 9] = np.nan
+    f = sims_file(t, x)
+    return ev(b, "--sims", f), "the first nan at row 5, column 9", f, "numpy.nan_to_num"
+
+def eval_sims_of_another_split(t, b, p, mp):
+    f = sims_file(t, np.zeros((30, 150), np.float32))
+    return ev(b, "--sims", f), "has shape (30, 150)", f, "pass the matrix of that split"
+
+def eval_batch_size_zero(t, b, p, mp):
+    return ev(b, "--eval_batch_size", "0"), "--eval_batch_size 0", "must be a whole number", ">= 1"
+
+def eval_amp_maybe(t, b, p, mp):
+    return ev(b, "--amp", "maybe"), "--amp 'maybe' is not one of", "auto, True, False", "or leave it out"
+
+def eval_on_features_of_another_size(t, b, p, mp):
+    d = data(t, b)
+    for s in SIZES: np.save(d / f"{s}_ims.npy", np.load(d / f"{s}_ims.npy")[..., :64])
+    return ev(b, "--dataset", str(d)), "trained on 128-dimensional region features", str(b.anchor), "the features it was trained on"
+
+def eval_a_split_that_does_not_exist(t, b, p, mp):
+    return ev(b, "--split", "nosuch"), "--split 'nosuch' is not in", str(b.ds), "its splits are dev, test, train: pass one of them"
+
+def eval_out_that_is_its_own_run(t, b, p, mp):
+    a = anchor_copy(t, b)
+    return ["eval", str(a), "--dataset", str(b.ds), "--out", str(a), "--overwrite"], "which this command reads", str(a), "pass another folder"
+
+def imp(p, *more):
+    return ["import", str(p.ckpt), "--vocab", str(p.vocab), *more]
+
+def import_features_of_another_size(t, b, p, mp):
+    return (imp(p, "--out", str(t / "imported"), "--dataset", str(b.ds)), "reads 32-dimensional region features",
+            str(b.ds / "dev_ims.npy"), "--no-evaluate")
+
+def import_an_empty_file(t, b, p, mp):
+    (t / "model.pth.tar").write_bytes(b"")
+    return (["import", str(t / "model.pth.tar"), "--vocab", str(p.vocab), "--out", str(t / "imported")], "is empty (0 bytes)",
+            str(t / "model.pth.tar"), "copy the published .pth.tar file again")
+
+def import_a_text_file(t, b, p, mp):
+    (t / "model.pth.tar").write_text("404 Not Found\n")
+    return (["import", str(t / "model.pth.tar"), "--vocab", str(p.vocab), "--out", str(t / "imported")],
+            "is not a file torch.save wrote: it starts with b'404 '", str(t / "model.pth.tar"), "pass the published .pth.tar")
+
+def import_a_dataset_that_does_not_exist(t, b, p, mp):
+    return (imp(p, "--out", str(t / "imported"), "--dataset", str(t / "f30k_precomp")), "nor an existing folder",
+            str(t / "f30k_precomp"), "pass one of those names or the path")
+
+def import_out_that_is_a_run(t, b, p, mp):
+    a = anchor_copy(t, b)
+    return imp(p, "--out", str(a), "--no-evaluate"), "already holds a run directory", str(a), "add --overwrite"
+
+def import_out_that_is_a_file(t, b, p, mp):
+    (t / "imported").write_text("")
+    return imp(p, "--out", str(t / "imported"), "--no-evaluate"), "is a file, not a folder", str(t / "imported"), "pass a new folder name"
+
+def import_with_another_vocabulary(t, b, p, mp):
+    Vocab([*Vocab.SPECIALS, "a", "red"]).save(t / "mine.json")
+    return (["import", str(p.ckpt), "--vocab", str(t / "mine.json"), "--out", str(t / "imported"), "--no-evaluate"],
+            "30 word vectors but the vocabulary", str(t / "mine.json"), "pass the vocabulary JSON the model was trained with")
+
+def report_of_a_folder_that_does_not_exist(t, b, p, mp):
+    return ["report", str(t / "nope")], "does not exist", str(t / "nope"), "pass a folder created by dbl_kit.train"
+
+def report_of_a_run_that_did_not_finish(t, b, p, mp):
+    a = anchor_copy(t, b); (a / "metrics.json").unlink()
+    return ["report", str(a)], "has no test metrics to report", str(a), "not finished"
+
+def report_with_a_damaged_config(t, b, p, mp):
+    a = anchor_copy(t, b); (a / "config.json").write_bytes(b"")
+    return ["report", str(a)], "is damaged (it is empty", str(a / "config.json"), "restore config.json from a copy"
+
+def report_with_a_damaged_metrics(t, b, p, mp):
+    a = anchor_copy(t, b); (a / "metrics.json").write_text('{"target": ')
+    return ["report", str(a)], "is damaged (not valid JSON", str(a / "metrics.json"), "score the run again"
+
+def report_of_a_folder_of_runs(t, b, p, mp):
+    return ["report", str(b.anchor.parent)], "is a folder of runs", str(b.anchor.parent), "pass one of its run folders"
+
+def check_with_no_split(t, b, p, mp):
+    return ["check", str(b.ds), "--splits", ","], "names no split", "--splits ','", "--splits train,dev,test"
+
+def sweep(t, csv_text=None, **kw):
+    from dbl_kit.experiments import Job, Sweep
+    if csv_text is not None: (t / "sweep.csv").write_text(csv_text)
+    def go(): Sweep(t / "runs", t / "sweep.csv", lambda job, run: {}, **kw).run([Job("a", {"dataset": "shapes"})])
+    return go
+
+def sweep_csv_that_is_not_a_sweeps(t, b, p, mp):
+    return sweep(t, "model,rsum\nvse,400\n"), "it has no run_dir column", str(t / "sweep.csv"), "pass the CSV this sweep wrote"
+
+def sweep_csv_with_a_garbage_row(t, b, p, mp):
+    return sweep(t, "run_dir\n#garbage\n"), "run '#garbage'", str(t / "sweep.csv"), "pass the sweep's own CSV"
+
+def sweep_csv_of_another_sweep(t, b, p, mp):
+    return (sweep(t, "alpha,rsum,run_dir\n", columns=["rsum", "run_dir"]), "its columns are alpha, rsum, run_dir",
+            str(t / "sweep.csv"), "pass the sweep's own CSV")
+
+def sweep_job_with_a_typo(t, b, p, mp):
+    from dbl_kit.experiments import Job, Sweep
+    def go(): Sweep(t / "runs", t / "sweep.csv", lambda job, run: {}).run([Job("a", {"epoch": 1})])
+    return go, "Unknown parameter 'epoch'", "job 'a'", "Did you mean 'epochs'?"
+
+def sweep_module_run_as_a_command(t, b, p, mp):
+    import runpy
+    def go(): runpy.run_module("dbl_kit.experiments", run_name="__main__")
+    return go, "is a library, not a command", "nbs/experiments", "Sweep(runs_path, csv_path, row_of).run(jobs)"
+
+def train_alpha_nan(t, b, p, mp):
+    return (["train", "--dataset", str(b.ds), "--runs_path", str(t / "runs"), "--scenario", "offline", "--anchor_ckpt",
+             str(b.anchor), "--alpha", "nan", "--embed_size", "32", "--word_dim", "32"], "alpha=nan", "not a finite number", "e.g. alpha=1.0")
+
+
+COMMAND_BAD = [eval_out_that_is_another_run, eval_out_that_is_an_evaluation, eval_out_that_is_a_file, eval_out_under_a_file,
+               eval_out_under_proc, eval_out_in_a_read_only_folder, eval_on_a_full_disk, eval_of_a_run_that_did_not_finish,
+               eval_of_an_evaluation_folder, eval_with_a_damaged_config, eval_weights_one_short, eval_an_infinite_weight,
+               eval_sims_that_is_a_text_file, eval_sims_of_integers, eval_sims_of_float16, eval_sims_with_a_nan,
+               eval_sims_of_another_split, eval_batch_size_zero, eval_amp_maybe, eval_on_features_of_another_size,
+               eval_a_split_that_does_not_exist, eval_out_that_is_its_own_run,
+               import_features_of_another_size, import_an_empty_file, import_a_text_file, import_a_dataset_that_does_not_exist,
+               import_out_that_is_a_run, import_out_that_is_a_file, import_with_another_vocabulary,
+               report_of_a_folder_that_does_not_exist, report_of_a_run_that_did_not_finish, report_with_a_damaged_config,
+               report_with_a_damaged_metrics, report_of_a_folder_of_runs, check_with_no_split,
+               sweep_csv_that_is_not_a_sweeps, sweep_csv_with_a_garbage_row, sweep_csv_of_another_sweep, sweep_job_with_a_typo,
+               sweep_module_run_as_a_command, train_alpha_nan]
+
+
+def no_work(monkeypatch):
+    "Scoring, importing's evaluation, a sweep's run and training fail the test if they start."
+    import dbl_kit.evaluation, dbl_kit.published, dbl_kit.experiments, dbl_kit.trainer
+    def work(*a, **k): raise AssertionError("work started before the input was refused")
+    for mod, name in ((dbl_kit.evaluation, "evaluate_model"), (dbl_kit.published, "evaluate_model"),
+                      (dbl_kit.experiments, "launch_child"), (dbl_kit.trainer, "run_stages")):
+        monkeypatch.setattr(mod, name, work)
+
+
+@pytest.mark.parametrize("build", COMMAND_BAD, ids=[f.__name__ for f in COMMAND_BAD])
+def test_bad_input_to_a_command_is_answered_before_work(build, base, published, tmp_path, request, monkeypatch, capsys):
+    as_user = getattr(build, "unprivileged", False)
+    t = request.getfixturevalue("open_tmp") if as_user else tmp_path
+    argv, what, where, fix = build(t, base, published, monkeypatch)
+    no_work(monkeypatch)
+    before = snapshot(t), snapshot(base.root), snapshot(published.root)
+    capsys.readouterr()
+    with unprivileged() if as_user else contextlib.nullcontext():
+        if callable(argv):
+            try: argv(); status, err = 0, ""
+            except KitError as e: status, err = 2, f"error: {e}\n"
+            except SystemExit as e: status, err = e.code, capsys.readouterr().err
+        else:
+            status = dbl_main(argv); err = capsys.readouterr().err
+    assert status == 2, f"exit status {status}: {err}"
+    assert err.startswith("error: ") and err.count("\n") == 1, f"not one line: {err}"
+    for part in (what, where, fix):
+        assert part in err, f"{part!r} is not in the message: {err}"
+    assert (snapshot(t), snapshot(base.root), snapshot(published.root)) == before, "something on disk changed"
+
+
+def test_every_command_has_its_cases():
+    count = {}
+    for f in COMMAND_BAD: count[f.__name__.split("_")[0]] = count.get(f.__name__.split("_")[0], 0) + 1
+    count["train"] = count.get("train", 0) + len(BAD)
+    assert count["eval"] >= 15 and count["import"] >= 5 and count["report"] >= 3 and count["sweep"] >= 3, count
+    assert len(COMMAND_BAD) >= 25

@@ -119,7 +119,7 @@ def test_cli_eval_and_report(two_runs, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "dbl_kit", "eval", str(a), "--dataset", str(folder), "--split", "nosuch"],
                          capture_output=True, text=True, timeout=600)
     test_eq(bad.returncode, 2)
-    assert "nosuch_ims.npy is missing" in bad.stderr
+    assert "--split 'nosuch' is not in" in bad.stderr
 
 
 def test_bad_inputs(two_runs, tmp_path):
