@@ -470,7 +470,10 @@ class Staged:
         if kind is None:
             try: self.commit()
             except KeyboardInterrupt:
-                raise Stopped(f"Stopped after {self.out} was written completely.") from None
+                if self.done: raise Stopped(f"Stopped after {self.out} was written completely.") from None
+                self.discard()
+                kept = "the folder that was there is unchanged" if self.kind in _KIND_WORDS else "nothing was written"
+                raise Stopped(f"Stopped before {self.out} was complete; {kept}.") from None
             except OSError as e:
                 self.discard()
                 raise KitError(f"{self.what} {self.out} could not be put in place ({e.strerror or e}); nothing was changed "
