@@ -4,7 +4,7 @@ COCO 5K `testall` (5,000 images x 36 regions, 25,000 captions), block by block; 
     python tests/eval5k_measure.py OUT --fraction 20      # score the first 20 images x all 25,000 captions, project to 5K
     python tests/eval5k_measure.py OUT --full             # the whole `dbl-kit eval RUN --dataset OUT/coco_precomp --split testall`
 
-The SGRAF-format checkpoint comes from `published_sgraf` of nbs/24_published.ipynb (executed from the notebook's cell)
+The SGRAF-format checkpoint comes from `published_sgraf` of nbs/23_published.ipynb (executed from the notebook's cell)
 and is imported with `dbl_kit.import_checkpoint`, as a downloaded SGRAF model would be."""
 import argparse, json, resource, subprocess, sys, time
 from pathlib import Path
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def generator():
     "The notebook's `published_sgraf` and its vocabulary file (its cell also writes a few files into a temporary folder)."
-    nb = json.loads((ROOT / "nbs" / "24_published.ipynb").read_text())
+    nb = json.loads((ROOT / "nbs" / "23_published.ipynb").read_text())
     cell = next("".join(c["source"]) for c in nb["cells"] if "def published_sgraf" in "".join(c["source"]))
     env = {"Path": Path, "torch": torch}
     exec(cell, env)

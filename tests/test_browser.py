@@ -278,8 +278,8 @@ def test_docs_site_in_chromium(docs_server):
                 assert entry in nav, (entry, nav[:500])
 
             # the library notebook: its prose and its exported code
-            page.locator("nav.md-nav--primary a[href='01_losses.html']").first.click()
-            page.wait_for_url("**/01_losses.html")
+            page.locator("nav.md-nav--primary a[href='09_losses.html']").first.click()
+            page.wait_for_url("**/09_losses.html")
             text = page.locator("article").first.inner_text()
             assert "boosting" in text and "def triplet_loss" in text, text[:500]
 
@@ -313,7 +313,7 @@ def test_docs_site_offline_figures_and_formulas():
             page.route(re.compile(r"^https?://"), lambda route: (remote.append(route.request.url), route.abort()))
             page.on("pageerror", lambda e: errors.append(str(e)))
 
-            page.goto((site / "10_figures.html").as_uri())
+            page.goto((site / "20_figures.html").as_uri())
             page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5")
             drawn = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.data.length)")
             assert sum(n > 0 for n in drawn) >= 5, drawn      # (one figure is the "not available" notice, no trace)
@@ -322,7 +322,7 @@ def test_docs_site_offline_figures_and_formulas():
                 page.evaluate("() => window.scrollBy(0, -150)")
                 page.screenshot(path=str(Path(shots) / "docs_figure.png"))
 
-            page.goto((site / "01_losses.html").as_uri())
+            page.goto((site / "09_losses.html").as_uri())
             page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise"
                                    " && document.querySelectorAll('mjx-container').length > 0")
             page.evaluate("() => MathJax.startup.promise")

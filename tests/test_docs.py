@@ -106,7 +106,7 @@ def outputs_of(page):
 def test_executed_notebooks_show_their_outputs(site):
     "Every notebook the build executes has its outputs on its page: as many output areas as its executed copy holds."
     executed = build_docs.to_execute(build_docs.NBTEST_SKIP)
-    assert {"index.ipynb", "01_losses.ipynb", "10_figures.ipynb"} <= {p.name for p in executed}
+    assert {"index.ipynb", "09_losses.ipynb", "20_figures.ipynb"} <= {p.name for p in executed}
     assert not {"train.ipynb", "explore.ipynb"} & {p.name for p in executed}     # the Makefile's NBTEST_SKIP
     with_outputs = 0
     for nb in executed:
@@ -123,7 +123,7 @@ def test_executed_notebooks_show_their_outputs(site):
 
 def test_figures_are_drawn_by_the_sites_own_plotly(site):
     "The figures notebook's page holds its plotly figures; plotly.js is the site's copy, loaded once per page."
-    for name, least in (("10_figures.html", 5), ("index.html", 1)):
+    for name, least in (("20_figures.html", 5), ("index.html", 1)):
         page = outputs_of(site / name)
         assert page.figures >= least, (name, page.figures)
         assert page.scripts.count("js/plotly.min.js") == 1, (name, [s for s in page.scripts if "plotly" in s])
@@ -182,7 +182,7 @@ def test_no_formula_is_left_raw(site):
         if p.raw: raw[str(page.relative_to(site))] = p.raw[:3]
         typeset[page.name] = p.typeset
     assert not raw, raw
-    assert typeset["01_losses.html"] >= 10 and typeset["02_transfers.html"] >= 5, typeset
+    assert typeset["09_losses.html"] >= 10 and typeset["10_transfers.html"] >= 5, typeset
 
 
 def test_experiment_pages_have_distinct_titles(site):
