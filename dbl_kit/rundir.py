@@ -618,10 +618,11 @@ def checkpoint_json(path) -> dict:
 def load_model(source, branch=None, device="cpu"):
     "Rebuild a model from a checkpoint; returns `(model in eval mode, checkpoint info dict)`."
     p = checkpoint_path(source, branch)
-    info = checkpoint_json(p.with_suffix(".json"))
     fix = "train the run again, or point to another checkpoint"
-    try: tensors = load_tensors(p, info.get("file"), fix)
-    except KitError:                                      # a run stopped between writing the weights and their JSON?
+    try:
+        info = checkpoint_json(p.with_suffix(".json"))
+        tensors = load_tensors(p, info.get("file"), fix)
+    except (KitError, OSError):                           # a run stopped between writing the weights and their JSON?
         tensors, info = checkpoint_info(p, fix)          # the weights' own header says what they are
     check_format(info, p)
     model = rebuild_model(info["model"])

@@ -266,7 +266,10 @@ def restore_state(ctx: RunContext, stage: Stage, tensors: dict, meta: dict) -> P
             for k, v in part(f"optim/{b.name}/").items():
                 i, name = k.split("/", 1); state[int(i)][name] = v
             b.optimizer.load_state_dict({"state": dict(state), "param_groups": meta["optimizers"][b.name]})
-            b.scheduler.load_state_dict(meta["schedulers"][b.name])
+            # the schedule's shape (a MultiStepLR's milestones, a Counter that JSON turns into string keys) comes from the
+            # config the stage was built with; the state brings back where the schedule stands
+            b.scheduler.load_state_dict({**meta["schedulers"][b.name], **{k: v for k, v in b.scheduler.state_dict().items()
+                                                                          if k == "milestones"}})
     ctx.best = dict(meta["best"])
     ctx.step_offset = int(meta.get("step_offset", 0))
     sums = {tuple(k.split("/", 1)): v.to(ctx.device) for k, v in part("sums/").items()}

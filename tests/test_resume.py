@@ -51,7 +51,8 @@ def _assert_no_partial_file(run_dir: Path):
             if p.with_suffix(".json").exists():                           # (no JSON: never committed, resume removes it)
                 assert file_digest(p) == json.loads(p.with_suffix(".json").read_text())["file"], p
         elif p.suffix == ".safetensors":        # a checkpoint: whole by its JSON or, killed between the two, by its header
-            if file_digest(p) != json.loads(p.with_suffix(".json").read_text())["file"]:
+            meta = p.with_suffix(".json")
+            if not meta.exists() or file_digest(p) != json.loads(meta.read_text())["file"]:
                 checkpoint_info(p, "")
 
 @pytest.fixture(scope="module")
