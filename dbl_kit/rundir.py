@@ -318,7 +318,8 @@ def open_run(run_dir) -> RunDir:
     return EvalDir(run_dir) if EvalDir.holds(run_dir) else RunDir(run_dir)
 
 # %% ../nbs/12_rundir.ipynb #35afc7e6
-STAGING, ASIDE = ".staging-", ".replaced-"
+STAGING = ".staging-"    # .<out>.staging-<pid>-*: a folder being written
+ASIDE = ".replaced-"     # .<out>.replaced-<pid>: the folder being replaced, for the moment of the swap
 
 class Stopped(KeyboardInterrupt):
     "Ctrl-C stopped a command that writes a folder whole; `cli_line` says what is on disk now."

@@ -26,6 +26,15 @@ def _outputs_text(nb_path):
 SMALL = dict(epochs=1, max_train_captions=640, embed_size=64, word_dim=64, progress=False)
 
 
+@pytest.fixture(scope="module")
+def tiny_shapes(tmp_path_factory, shapes_data_path):
+    "A slice of shapes (130 training images, 100 dev, 100 test): the sweeps' many runs evaluate in a blink."
+    from dbl_kit.data import resolve_dataset
+    from test_bad_inputs import slice_shapes
+    return str(slice_shapes(resolve_dataset("shapes", shapes_data_path), tmp_path_factory.mktemp("tiny") / "tiny_precomp",
+                            sizes={"train": 130, "dev": 100, "test": 100}))
+
+
 @pytest.mark.parametrize("scenario", ["baseline", "offline", "online", "momentum"])
 def test_train_notebook_each_scenario(tmp_path, scenario):
     out = tmp_path / "out.ipynb"
@@ -68,9 +77,9 @@ def test_train_notebook_coco_format(tmp_path):
     assert run.name.startswith("coco-baseline") and (run / "metrics.json").exists()
 
 
-def test_experiment_notebook_small(tmp_path):
+def test_experiment_notebook_small(tmp_path, tiny_shapes):
     out, csv = tmp_path / "exp.ipynb", tmp_path / "results.csv"
-    _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0",
+    _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0", dataset=tiny_shapes,
          transfers="rel_max", max_train_captions=512, runs_path=str(tmp_path / "runs"), results_csv=str(csv),
          sweep="offline:beta:0.5")
     import pandas as pd
@@ -82,7 +91,7 @@ def test_experiment_notebook_small(tmp_path):
     swept = json.loads((swept_dir / "config.json").read_text())
     assert swept["beta"] == 0.5 and swept["alpha"] == 1.0 and swept["scenario"] == "offline"
     # run again with the same parameters: every run is reused from the CSV, none is trained twice
-    _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0",
+    _run(NBS / "experiments" / "dbl_vs_baseline.ipynb", out, NBS / "experiments", epochs=1, seeds="0", dataset=tiny_shapes,
          transfers="rel_max", max_train_captions=512, runs_path=str(tmp_path / "runs"), results_csv=str(csv),
          sweep="offline:beta:0.5")
     assert len(pd.read_csv(csv)) == 6 and len(list((tmp_path / "runs").iterdir())) == 6
@@ -112,11 +121,11 @@ def test_train_notebook_every_backbone_and_reload(tmp_path, model):
     assert m["rsum"] == run.metrics["branches"][run.target]["rsum"]
 
 
-def test_alpha_sweep_notebook_small(tmp_path):
+def test_alpha_sweep_notebook_small(tmp_path, tiny_shapes):
     "The sweep notebook end to end on a tiny grid: rows per (transfer, alpha, seed), the edge widened once, resume."
     import pandas as pd
     out, csv, runs = tmp_path / "sweep.ipynb", tmp_path / "sweep.csv", tmp_path / "runs"
-    params = dict(seeds="0", alphas="1,3", widen=1, offline_transfers="rel_max,kd", momentum_transfers="dino",
+    params = dict(dataset=tiny_shapes, seeds="0", alphas="1,3", widen=1, offline_transfers="rel_max,kd", momentum_transfers="dino",
                   groups="offline,momentum", new_runs=True, epochs=1, max_train_captions=320, workers=2,
                   model_params="embed_size:32,word_dim:32", runs_path=str(runs), results_csv=str(csv))
     _run(NBS / "experiments" / "alpha_sweep.ipynb", out, NBS / "experiments", **params)

@@ -4,6 +4,7 @@ the library imports one way (config imports only core; the components never impo
 import re
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 from fastcore.test import test_eq, test_fail
@@ -24,11 +25,16 @@ class Depthy(nn.Module):
         self.layers = nn.Sequential(*[nn.Linear(feat_dim, feat_dim) for _ in range(depth)])
 
 
-MODELS.register("toy_depthy", help="a toy with its own `depth`", published={"depth": 2},
-                params={"depth": Param(None, number(int, 1, optional=True), "toy_depthy: layers; default: 2 (published)")})(Depthy)
+@pytest.fixture()
+def toy_depthy():
+    "The toy registered for one test, and removed after it: the registries are global, and other tests list them."
+    MODELS.register("toy_depthy", help="a toy with its own `depth`", published={"depth": 2},
+                    params={"depth": Param(None, number(int, 1, optional=True), "toy_depthy: layers; default: 2 (published)")})(Depthy)
+    yield
+    for table in (MODELS._entries, MODELS._help, MODELS._params, MODELS._published): table.pop("toy_depthy", None)
 
 
-def test_a_new_hyperparameter_is_one_registry_line():
+def test_a_new_hyperparameter_is_one_registry_line(toy_depthy):
     assert "depth" in dbl_kit.PARAMS
     cfg = make_config(model="toy_depthy", depth=3)
     test_eq(build_model(cfg, vocab_size=5, feat_dim=4).config["depth"], 3)
