@@ -68,7 +68,7 @@ TRAINER_PARAMS: dict[str, Param] = {
     "seed":             Param(0, number(int, 0), "seed of initialisation, shuffling and dropout"),
     "workers":          Param(0, number(int, 0), "DataLoader worker processes"),
     "threads":          Param(0, number(int, 0), "CPU threads for torch; 0: the cores this process may use minus those other programs keep busy (at most torch's own choice); config.json records the count used and why (threads_choice)"),
-    "amp":              Param("auto", choice("auto", True, False), "bf16 autocast: 'auto' turns it on for CUDA"),
+    "amp":              Param("auto", choice("auto", True, False), "bf16 autocast: 'auto' is float32 until measured; True forces bf16"),
     "eval_batch_size":  Param(512, number(int, 1), "images or captions per encoding batch in evaluation"),
     "progress":         Param(True, flag, "show progress: a bar in a terminal, a widget in Jupyter, a line every 5% in logs and papermill (DBL_PROGRESS=bar|widget|lines overrides)"),
     "tensorboard":      Param("auto", choice("auto", True, False), "write TensorBoard events into the run's tensorboard/ folder; 'auto': when the tensorboard package is installed"),

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SPLITS', 'MODELS', 'TRANSFERS', 'SCENARIOS', 'KitError', 'check_choice', 'Param', 'merge_params', 'NotAccepted',
-           'choice', 'registered', 'listing', 'number', 'flag', 'text', 'Registry', 'atomic_path', 'save_json',
-           'load_json', 'save_npy', 'append_jsonl', 'read_jsonl', 'seed_everything', 'use_amp', 'resolve_device']
+__all__ = ['SPLITS', 'MODELS', 'TRANSFERS', 'SCENARIOS', 'BF16_MEASURED', 'KitError', 'check_choice', 'Param', 'merge_params',
+           'NotAccepted', 'choice', 'registered', 'listing', 'number', 'flag', 'text', 'Registry', 'atomic_path',
+           'save_json', 'load_json', 'save_npy', 'append_jsonl', 'read_jsonl', 'seed_everything', 'use_amp',
+           'resolve_device']
 
 # %% ../nbs/01_core.ipynb #a4a65eef
 class KitError(Exception):
@@ -247,9 +248,13 @@ def seed_everything(seed: int):
     "Seed Python, numpy and torch (all devices)."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
-def use_amp(amp, device) -> bool:
-    "The one bf16-autocast decision: `amp='auto'` turns it on for CUDA only; True/False as asked."
-    return torch.device(device).type == "cuda" if amp == "auto" else bool(amp)
+BF16_MEASURED: frozenset = frozenset()   # (backbone, device type) pairs where bf16 was measured to train as well as float32
+
+def use_amp(amp, device, model: str | None = None) -> bool:
+    """The one bf16-autocast decision: True/False as asked; `amp='auto'` is float32 (False) unless (`model`, the device's
+    type) is in `BF16_MEASURED`, i.e. until a measurement showed the same rSum within seed noise (none yet)."""
+    if amp == "auto": return (model, torch.device(device).type) in BF16_MEASURED
+    return bool(amp)
 
 def resolve_device(device="auto") -> torch.device:
     "`'auto'` -> cuda if available else cpu; `'cpu'`, `'cuda'`, `'cuda:1'` (and `'mps'`) are checked and returned."
