@@ -73,7 +73,7 @@ class InteractionModel(nn.Module):
     name = None
     show_progress = True
     progress_flops = 2e12
-    cpu_block_mb = 32.0
+    cpu_block_mb = 16.0
     all_images_per_block = False   # True: every block holds all images (per-caption batch statistics, `saf`)
 
     def __init__(self, vocab_size: int, feat_dim: int, embed_size: int, word_dim: int, word_dropout: float,
