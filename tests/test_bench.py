@@ -1,9 +1,10 @@
 """The benchmarks' command lines: each prints its table and, last, one JSON line that agrees with the table (no timing
 asserted); `metrics` and `similarity` check the kit against tests/reference.py first, and say so when it is missing."""
-import json
+import json, math
 from pathlib import Path
 
 import pytest
+import torch
 from fastcore.test import test_eq, test_close
 
 import dbl_kit.bench as bench
@@ -60,3 +61,76 @@ def test_without_the_reference_the_commands_say_so(capsys, tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     test_eq(len(err), 1)
     assert "ship with the dbl-kit repository, not the installed package" in err[0] and "--reference PATH" in err[0]
+
+
+# `python -m dbl_kit.bench gpu`: the tiny plan on the CPU, as CI runs it (the published plan needs a GPU)
+TINY = ["gpu", "--device", "cpu", "--tiny", "--steps", "1", "--warmup", "0", "--threads", "1"]
+
+
+def _gpu_run(capsys, *extra):
+    main(TINY + list(extra))
+    out = capsys.readouterr().out.strip().splitlines()
+    return out[:-1], json.loads(out[-1])
+
+
+def test_gpu_command_table_agrees_with_its_json_line(capsys):
+    table, r = _gpu_run(capsys)
+    assert table[0].startswith("GPU check on cpu (cpu)") and "size tiny: batch 8, 8 regions x 16-d, embed 32" in table[0]
+    assert "dbl_kit.trainer.train_step on a Baseline scenario" in table[1] and r["step"] in table[1]
+    top = table.index(next(line for line in table if line.startswith("model ")))
+    test_eq([t["model"] for t in r["train"]], bench.kit_backbones())       # every backbone of the registry
+    for t, line in zip(r["train"], table[top + 1:]):
+        name, fp32, bf16, ratio, loss_rel, grad_rel, worst, global_rel, mb32, mb16 = line.split()
+        test_eq((name, worst), (t["model"], t["worst_tensor"]))
+        test_close(float(fp32), t["fp32_ms"], eps=0.051); test_close(float(bf16), t["bf16_ms"], eps=0.051)
+        test_close(float(ratio), t["ratio"], eps=6e-4)
+        for shown, value in ((loss_rel, t["loss_rel"]), (grad_rel, t["grad_rel"]), (global_rel, t["grad_rel_global"])):
+            test_close(float(shown), value, eps=0.006 * value + 1e-12)     # 3 significant digits
+        # bf16 against float32 on the same weights and batch: finite and small (generous: a hardest negative may flip)
+        assert all(math.isfinite(v) for v in (t["loss_rel"], t["grad_rel"], t["grad_rel_global"])), t
+        assert t["loss_rel"] < 0.05 and t["grad_rel_global"] < 1.0, t
+    evals = [line.split() for line in table if line.split()[1:2] and line.split()[1] in ("20x100", "40x200")]
+    test_eq(len(evals), len(r["eval"]))
+    test_eq({e["head"] for e in r["eval"]}, {"scan_t2i", "ave", "sgr", "saf"})   # the interaction heads but scan_i2t
+    for e, row in zip(r["eval"], evals):
+        test_eq(row[:5], [e["head"], e["set"], str(e["images"]), str(e["captions"]), e["precision"]])
+        test_close(float(row[6]), e["pairs_s"], eps=0.51)
+        if e["precision"] == "fp32": assert 0 <= e["max_abs_diff"] < 0.1 and float(row[8]) == pytest.approx(e["max_abs_diff"], rel=0.006)
+    test_eq(table[-2], "DDP: " + r["ddp"]["skipped"])
+    assert table[-1].startswith("total ") and table[-1].endswith("of the 480 s budget")
+
+
+def test_gpu_command_writes_its_result_atomically(capsys, tmp_path):
+    out = tmp_path / "results" / "gpu_tiny.json"
+    out.parent.mkdir()
+    _, r = _gpu_run(capsys, "--models", "vse", "--heads", "ave", "--out", str(out))
+    test_eq(json.loads(out.read_text()), r)
+    test_eq([p.name for p in out.parent.iterdir()], ["gpu_tiny.json"])     # no temporary file left behind
+    test_eq(([t["model"] for t in r["train"]], {e["head"] for e in r["eval"]}), (["vse"], {"ave"}))
+
+
+def test_gpu_command_skips_what_the_budget_cannot_hold(capsys):
+    table, r = _gpu_run(capsys, "--models", "vse,sgr", "--heads", "sgr", "--budget-s", "0.001")
+    # the first step check has no slower one to project from; after it, nothing fits
+    assert "skipped" in r["train"][1] and all("budget" in e["skipped"] for e in r["eval"])
+    test_eq(sum("skipped: " in line for line in table), sum("skipped" in x for x in r["train"] + r["eval"]))
+
+
+def test_gpu_command_without_a_gpu_says_how_to_run_on_the_cpu(capsys):
+    if torch.cuda.is_available(): pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as stop:
+        main(["gpu", "--tiny"])
+    test_eq(stop.value.code, 2)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: python -m dbl_kit.bench gpu --device cuda needs a CUDA GPU and this machine has none")
+    assert "--device cpu --tiny" in err
+    with pytest.raises(SystemExit):
+        main(["gpu", "--device", "cpu", "--size", "huge"])                # argparse: not a preset
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_gpu_command_ddp_step_in_two_processes(capsys):
+    table, r = _gpu_run(capsys, "--models", "vse,sgr", "--heads", "sgr", "--ddp", "2")
+    test_eq((r["ddp"]["procs"], sorted(r["ddp"]["models"])), (2, ["sgr", "vse"]))
+    assert table[-2].startswith("DDP: 2 processes, vse ") and all(math.isfinite(m["loss"]) for m in r["ddp"]["models"].values())
