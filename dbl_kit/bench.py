@@ -24,8 +24,8 @@ import dbl_kit.interaction   # importing it registers the interaction backbones
 # %% auto #0
 __all__ = ['REFERENCE', 'GPU_SIZES', 'EVAL_SETS', 'EVAL_LEFT_OUT', 'VANISHING', 'PRECISIONS', 'overhead', 'load_reference',
            'metrics_speed', 'similarity_speed', 'contention', 'gpu_size', 'kit_backbones', 'generated_batch',
-           'gpu_config', 'grad_agreement', 'step_check', 'eval_checks', 'ddp_child', 'ddp_check', 'gpu_check',
-           'gpu_table', 'main']
+           'gpu_config', 'grad_agreement', 'hardest_negatives', 'step_check', 'eval_checks', 'ddp_child', 'ddp_check',
+           'gpu_check', 'gpu_table', 'main']
 
 # %% ../nbs/25_bench.ipynb #72546dae
 def _scenarios(ctx):
@@ -277,20 +277,26 @@ VANISHING = 1e-5   # a tensor whose largest float32 gradient is below this share
 def grad_agreement(ref: dict, other: dict) -> dict:
     """How far the gradients `other` are from the float32 `ref` (both `{name: tensor}`): `grad_rel` of the worst tensor
     (its largest |difference| over its own largest float32 gradient), which tensor, `grad_rel_global` (the largest
-    difference over the largest float32 gradient of all) and how many tensors were `vanishing` (left out of `grad_rel`)."""
+    difference over the largest float32 gradient of all, in `global_tensor`) and how many tensors were `vanishing` (left out
+    of `grad_rel`)."""
     if set(ref) != set(other):
         raise KitError(f"gradients of {sorted(set(ref) ^ set(other))} exist in one precision only: compare the same model.")
     diff = {k: (other[k].float() - g.float()).abs().max().item() for k, g in ref.items()}
     scale = {k: g.float().abs().max().item() for k, g in ref.items()}
     top = max(scale.values())
     per = {k: diff[k] / scale[k] for k in ref if scale[k] > VANISHING * top}
-    worst = max(per, key=per.get)
-    return {"grad_rel": per[worst], "worst_tensor": worst, "grad_rel_global": max(diff.values()) / top,
+    worst, moved = max(per, key=per.get), max(diff, key=diff.get)
+    return {"grad_rel": per[worst], "worst_tensor": worst, "grad_rel_global": diff[moved] / top, "global_tensor": moved,
             "vanishing": len(ref) - len(per)}
+
+def hardest_negatives(S) -> torch.Tensor:
+    "Each row's, then each column's, hardest negative in a batch similarity matrix (its diagonal holds the positives)."
+    S = S.float().masked_fill(torch.eye(len(S), dtype=torch.bool, device=S.device), float("-inf"))
+    return torch.cat([S.argmax(1), S.argmax(0)])
 
 def step_check(model: str, size: dict, device="cpu", steps: int = 3, warmup: int = 1, seed: int = 0) -> dict:
     """`model`'s training step in float32 and under bf16 autocast on the same weights and batch: loss and gradient
-    agreement of the first step, median ms of `steps` steps after `warmup` more, each one's peak MB."""
+    agreement of the first step (and hardest-negative `flips` out of 2 x batch), median ms of `steps` steps after `warmup` more, each one's peak MB."""
     dev = torch.device(device)
     sync, (start, peak) = _sync(dev), _peak_meter(dev)
     cfg = gpu_config(model, size, dev, seed=seed)
@@ -301,10 +307,14 @@ def step_check(model: str, size: dict, device="cpu", steps: int = 3, warmup: int
         c = cfg.replace(amp=amp)
         runs[name] = (Baseline(c, copy.deepcopy(net)), RunContext(c, dev, {}, None, None, None))
     batch = generated_batch(size, seed)
-    first, times, mem, n = {}, {k: [] for k in runs}, {}, 1 + warmup + steps
+    first, hard, times, mem, n = {}, {}, {k: [] for k in runs}, {}, 1 + warmup + steps
     for i in range(n):
         for name, (s, ctx) in runs.items():
             s.train()
+            if i == 0:                                      # which negatives the triplet loss will pick, in this precision
+                torch.manual_seed(seed + 1)
+                with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=ctx.amp):
+                    hard[name] = hardest_negatives(s.similarities({k: v.to(dev) for k, v in batch.items()})[s.target]).cpu()
             torch.manual_seed(seed + 1 + i)                 # the same dropout draws in both precisions
             base = start() if i == n - 1 else None
             sync(); t0 = time.perf_counter()
@@ -317,7 +327,7 @@ def step_check(model: str, size: dict, device="cpu", steps: int = 3, warmup: int
     (l32, g32), (l16, g16) = first["fp32"], first["bf16"]
     ms = {k: median(v) * 1e3 for k, v in times.items()}
     return {"model": model, "loss_fp32": l32, "loss_bf16": l16, "loss_rel": abs(l16 - l32) / max(abs(l32), 1e-12),
-            **grad_agreement(g32, g16), "fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"], "ratio": ms["bf16"] / ms["fp32"],
+            **grad_agreement(g32, g16), "flips": int((hard["fp32"] != hard["bf16"]).sum()), "fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"], "ratio": ms["bf16"] / ms["fp32"],
             "fp32_mb": mem["fp32"], "bf16_mb": mem["bf16"]}
 
 # %% ../nbs/25_bench.ipynb #a856e09b
@@ -424,6 +434,11 @@ def ddp_check(procs: int, models, size: str, device="cuda", steps: int = 3, warm
     return json.loads(lines[-1])
 
 # %% ../nbs/25_bench.ipynb #26a44d84
+def _cpu_name() -> str:
+    "The processor's model name (Linux), else 'cpu'."
+    try: return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration): return "cpu"
+
 def _gpu_device(device):
     "The check's device; a request for CUDA on a machine without it gets the CPU way round."
     try: return resolve_device(device)
@@ -464,7 +479,7 @@ def gpu_check(device="cuda", size: str = "published", budget_s: float = 480.0, s
         ddp_row = {"procs": procs, "skipped": "one GPU: skipped" if dev.type == "cuda" and gpus < 2 and ddp is None else
                    "CPU: skipped (--ddp N runs N processes)" if dev.type != "cuda" and ddp is None else
                    "no DDP: --ddp below 2 or no model to run"}
-    return {"device": str(dev), "name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+    return {"device": str(dev), "name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "size": size,
             "sizes": {k: v for k, v in sz.items() if k != "name"}, "fp32_matmul": torch.get_float32_matmul_precision(),
             "step": "dbl_kit.trainer.train_step on a Baseline scenario", "budget_s": budget_s, "steps": steps,
@@ -481,14 +496,15 @@ def gpu_table(r: dict) -> list:
              f"sim_dim {z['sim_dim']}, captions ~{z['words']} words (generated); budget {r['budget_s']:.0f} s",
              f"training step: {r['step']} (triplet loss, hardest negatives, the backbone's optimizer, grad_clip 0), "
              f"float32 and bf16 autocast on the same weights, batch and dropout; ms: median of {r['steps']} steps after "
-             f"{r['warmup'] + 1} warm-up; rel: bf16 against float32; peak MB: " +
+             f"{r['warmup'] + 1} warm-up; rel: bf16 against float32 (worst tensor, of max: of the largest gradient); flips: "
+             f"hardest negatives that differ, of {2 * z['batch']}; peak MB: " +
              ("resident-set growth (VmHWM), approximate" if cpu else "max_memory_allocated above the step's start"),
              f"{'model':9s} {'fp32 ms':>9s} {'bf16 ms':>9s} {'bf16/fp32':>9s} {'loss rel':>9s} {'grad rel':>9s} "
-             f"{'worst tensor':34s} {'of max':>9s} {'fp32 MB':>8s} {'bf16 MB':>8s}"]
+             f"{'worst tensor':34s} {'of max':>9s} {'flips':>5s} {'fp32 MB':>8s} {'bf16 MB':>8s}"]
     for t in r["train"]:
         if "skipped" in t: lines.append(f"{t['model']:9s} skipped: {t['skipped']}"); continue
         lines.append(f"{t['model']:9s} {t['fp32_ms']:9.1f} {t['bf16_ms']:9.1f} {t['ratio']:9.3f} {t['loss_rel']:9.2e} "
-                     f"{t['grad_rel']:9.2e} {t['worst_tensor']:34s} {t['grad_rel_global']:9.2e} {t['fp32_mb']:8.1f} {t['bf16_mb']:8.1f}")
+                     f"{t['grad_rel']:9.2e} {t['worst_tensor']:34s} {t['grad_rel_global']:9.2e} {t['flips']:5d} {t['fp32_mb']:8.1f} {t['bf16_mb']:8.1f}")
     lines += [f"similarity: model.similarity of generated unit token sets, {z['regions']} regions x ~{z['words']} words "
               f"(eval mode, no gradients); TFLOP/s from pair_flops; max|diff|: the bf16 matrix against float32",
               f"{'head':9s} {'set':9s} {'images':>6s} {'captions':>8s} {'prec':4s} {'seconds':>9s} {'pairs/s':>12s} "
@@ -505,7 +521,7 @@ def gpu_table(r: dict) -> list:
     return lines
 
 def _print_gpu(a):
-    set_threads(a.threads) if a.device == "cpu" else None
+    set_threads(a.threads)           # CPU threads, as the trainer chooses them
     r = gpu_check(a.device, "tiny" if a.tiny else a.size, a.budget_s, a.steps, a.warmup, _names(a.models),
                   _names(a.heads), a.ddp, a.seed)
     print("\n".join(gpu_table(r)))

@@ -75,13 +75,13 @@ def _gpu_run(capsys, *extra):
 
 def test_gpu_command_table_agrees_with_its_json_line(capsys):
     table, r = _gpu_run(capsys)
-    assert table[0].startswith("GPU check on cpu (cpu)") and "size tiny: batch 8, 8 regions x 16-d, embed 32" in table[0]
+    assert table[0].startswith(f"GPU check on cpu ({bench._cpu_name()})") and "size tiny: batch 8, 8 regions x 16-d, embed 32" in table[0]
     assert "dbl_kit.trainer.train_step on a Baseline scenario" in table[1] and r["step"] in table[1]
     top = table.index(next(line for line in table if line.startswith("model ")))
     test_eq([t["model"] for t in r["train"]], bench.kit_backbones())       # every backbone of the registry
     for t, line in zip(r["train"], table[top + 1:]):
-        name, fp32, bf16, ratio, loss_rel, grad_rel, worst, global_rel, mb32, mb16 = line.split()
-        test_eq((name, worst), (t["model"], t["worst_tensor"]))
+        name, fp32, bf16, ratio, loss_rel, grad_rel, worst, global_rel, flips, mb32, mb16 = line.split()
+        test_eq((name, worst, int(flips)), (t["model"], t["worst_tensor"], t["flips"]))
         test_close(float(fp32), t["fp32_ms"], eps=0.051); test_close(float(bf16), t["bf16_ms"], eps=0.051)
         test_close(float(ratio), t["ratio"], eps=6e-4)
         for shown, value in ((loss_rel, t["loss_rel"]), (grad_rel, t["grad_rel"]), (global_rel, t["grad_rel_global"])):
