@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_data.ipynb #9f87a38c
 from __future__ import annotations
-import codecs, contextlib, functools, json, os
+import codecs, contextlib, functools, json, os, re
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -28,10 +28,33 @@ __all__ = ['TOKENIZER', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MI
 _TREEBANK = NLTKWordTokenizer()
 TOKENIZER = "punkt"   # the name a vocabulary file records: nltk's sentence split, then the Treebank word split
 
+_PLAIN_TEXT = re.compile(r"[a-z0-9 .,]*")     # the only characters the shortcut accepts (ASCII space included)
+_PLAIN_WORD = re.compile(r"[a-z0-9]+")
+_REWRITTEN = frozenset({"cannot", "gimme", "gonna", "gotta", "lemme", "wanna"})   # the Treebank rules split these
+
+def _plain_tokens(text: str) -> tuple | None:
+    "nltk's split of a lower-cased caption of plain words (a comma after any, a period after the last), else None."
+    if not _PLAIN_TEXT.fullmatch(text): return None
+    words, out = text.split(), []
+    for i, w in enumerate(words):
+        if w in (".", ","): out.append(w); continue
+        mark = w[-1] if w[-1] == "," or (w[-1] == "." and i == len(words) - 1) else None
+        stem = w[:-1] if mark else w
+        if not _PLAIN_WORD.fullmatch(stem) or stem in _REWRITTEN: return None
+        out.append(stem)
+        if mark: out.append(mark)
+    return tuple(out)
+
+def _nltk_tokens(text: str) -> tuple:
+    "`nltk.word_tokenize` of a lower-cased text: Punkt sentences, then the Treebank word split of each."
+    return tuple(t for s in punkt_sentences(text) for t in _TREEBANK.tokenize(s))
+
 @functools.lru_cache(maxsize=2**18)
 def _cached_tokens(text: str) -> tuple:
-    "The tokens of one caption, remembered: a run splits its dev and test captions at every evaluation (NLTK's splitter is slow)."
-    return tuple(t for s in punkt_sentences(text.lower()) for t in _TREEBANK.tokenize(s))
+    "The tokens of one caption, remembered: a run splits its dev and test captions at every evaluation."
+    low = text.lower()
+    plain = _plain_tokens(low)
+    return plain if plain is not None else _nltk_tokens(low)
 
 def tokenize(text: str) -> list[str]:
     "Lower-case `text` and split it into words and punctuation as `nltk.word_tokenize` does (the published code's split)."

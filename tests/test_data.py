@@ -391,3 +391,25 @@ PUBLISHED_PERIOD_WORDS = ["a.", "dr.", "j.p.", "mr.", "mrs.", "st.", "u.s.", "av
 def test_published_abbreviations_stay_whole(word):
     assert word in tokenize(f"a man on {word} smith holds a sign")
     assert tokenize(f"a man in the back{word[-1]} a dog on the left.")[:5] == ["a", "man", "in", "the", "back"]
+
+
+def test_plain_caption_shortcut_is_nltks_split_on_shapes(shapes_data_path):
+    "Every sampled shapes caption takes the plain-caption shortcut, and its tokens are nltk's (Punkt + Treebank) split."
+    from dbl_kit.shapes import ensure_shapes
+    folder = ensure_shapes(shapes_data_path)
+    lines = [l.strip().lower() for f in ("train", "dev", "test") for l in open(folder / f"{f}_caps.txt")]
+    rng = np.random.default_rng(0)
+    sample = [lines[i] for i in rng.choice(len(lines), 3000, replace=False)]
+    for text in sample:
+        plain = data._plain_tokens(text)
+        assert plain is not None, text
+        assert plain == data._nltk_tokens(text), text
+    # COCO-style captions: the shortcut where it is sure, nltk elsewhere, nltk's tokens either way
+    coco = ["A man riding a wave on top of a surfboard.", "Two dogs, one black and one white, play in the snow.",
+            "A kitchen with a stove, a sink and a refrigerator .", "A cat that's sitting on a T.V. stand.",
+            "St. Mark's square at 3 p.m. with 2,000 pigeons", "a bus on a street 10. it is red",
+            "people who cannot wait , wanna go", "A sign reads \"STOP\"!"]
+    for text in coco:
+        low = text.lower()
+        assert (data._plain_tokens(low) or data._nltk_tokens(low)) == data._nltk_tokens(low), text
+    assert [data._plain_tokens(c.lower()) is not None for c in coco] == [True, True, True, False, False, False, False, False]
