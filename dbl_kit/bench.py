@@ -471,7 +471,8 @@ def gpu_check(device="cuda", size: str = "published", budget_s: float = 480.0, s
     evals = eval_checks(heads, sz, dev, budget_s, started, seed) if heads else []
     gpus = torch.cuda.device_count() if dev.type == "cuda" else 0
     procs = (gpus if gpus > 1 else 0) if ddp is None else ddp
-    ddp_models = ["vse"] * ("vse" in models) + [h for h in heads[:1] if h in models]
+    embedding = [m for m in models if not hasattr(MODELS[m], "pair_flops")]   # one of each kind of similarity
+    ddp_models = embedding[:1] + [h for h in heads[:1] if h in models]
     if procs > 1 and ddp_models:
         ddp_row = ddp_check(procs, ddp_models, size, dev.type, steps, warmup, seed,
                             timeout=max(30.0, started + budget_s - time.perf_counter()))
