@@ -195,7 +195,7 @@ def run_similarities(run, split, device, branch=None, amp="auto", batch_size=Non
     run, branch = check_member(run, split, branch)
     model, _ = run.load_model(branch, device=device)
     if sim_budget_mb is not None and hasattr(model, "sim_budget_mb"): model.sim_budget_mb = float(sim_budget_mb)
-    on = use_amp(run.config.get("amp", "auto") if amp is None else amp, device)
+    on = use_amp(run.config.get("amp", "auto") if amp is None else amp, device, run.config.get("model"))
     scores = evaluate_model(model, split, run.vocab(), device, on, int(batch_size or run.config.get("eval_batch_size", 512)),
                             progress=f"{branch} {split.name}" if progress else None)
     return scores.sims.numpy()
@@ -290,7 +290,7 @@ AMP_CHOICES = ("auto", True, False)
 def check_eval_options(amp=None, eval_batch_size=None, sim_budget_mb=None, threads=0) -> None:
     "The options of `evaluate_runs` that are numbers or choices, each with its accepted values."
     if not (amp is None or amp is True or amp is False or amp == "auto"):
-        raise KitError(f"--amp {amp!r} is not one of auto, True, False; pass --amp auto (bf16 on CUDA only), True or False, "
+        raise KitError(f"--amp {amp!r} is not one of auto, True, False; pass --amp auto (float32 until bf16 is measured), True or False, "
                        "or leave it out to score each run as it trained.")
     for name, v, low in (("--eval_batch_size", eval_batch_size, 1), ("--threads", threads, 0)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low):
@@ -355,7 +355,7 @@ def evaluate_runs(runs=(), dataset=None, split="test", out=None, weights=None, s
             if progress: tqdm.write(f"eval: scoring {run.path} ({b}) on {name} {split} ...")
             matrices.append(run_similarities(run, part, dev, b, amp, eval_batch_size, progress, sim_budget_mb))
             rows.append({"path": str(run.path), "branch": b, "model": run.config.get("model"),
-                         "amp_used": use_amp(run.config.get("amp", "auto") if amp is None else amp, dev)})
+                         "amp_used": use_amp(run.config.get("amp", "auto") if amp is None else amp, dev, run.config.get("model"))})
         for f, s in zip(sims, loaded):
             matrices.append(s); rows.append({"path": str(Path(f).resolve()), "sims": True})
         matrix = matrices[0] if len(matrices) == 1 and weights is None else ensemble(matrices, w)

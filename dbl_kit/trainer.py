@@ -106,7 +106,7 @@ class RunContext:
         return self.dist.any(every is None and time.time() - self.last_state > 300)   # all ranks save together
 
     @property
-    def amp(self) -> bool: return use_amp(self.cfg.amp, self.device)
+    def amp(self) -> bool: return use_amp(self.cfg.amp, self.device, self.cfg.model)
     @property
     def feat_dim(self) -> int: return int(self.splits["train"].images.shape[-1])
     @property
