@@ -394,8 +394,9 @@ def bench_head(head: str, mods: dict, size: dict, batch: int, rounds: int, shims
 
 # %% ../nbs/25_bench_published.ipynb #1533a248
 def bench_published(code, heads=("sgr", "saf", "ave", "scan_t2i", "vse"), size="published", batch: int = 32, rounds: int = 3,
-                    threads: int = 0, seed: int = 0) -> dict:
-    "`{'heads': {head: measurements or {'error': ...}}, 'shims': {repo: [...]}, ...}` (see `bench_head`)."
+                    threads: int = 0, seed: int = 0, progress: bool = False) -> dict:
+    """`{'heads': {head: measurements or {'error': ...}}, 'shims': {repo: [...]}, ...}` (see `bench_head`); `progress`:
+    a line on stderr as each head finishes."""
     unknown = [h for h in heads if h not in HEADS]
     if unknown: raise KitError(f"--heads {','.join(unknown)}: not a published head; choose from {','.join(HEADS)}.")
     if size not in SIZES: raise KitError(f"--size {size!r}: use 'published' or 'small'.")
@@ -415,6 +416,8 @@ def bench_published(code, heads=("sgr", "saf", "ave", "scan_t2i", "vse"), size="
             except Exception as e:   # the published code failed: report it, measure the other heads
                 out[h] = {"head": h, "repo": repo, "error": f"{type(e).__name__}: {e}", "shims": shims.of(repo)}
             load.append(os.getloadavg()[0])
+            if progress: print(f"bench_published: {h} {'failed' if 'error' in out[h] else 'measured'} "
+                               f"(load average {load[-1]:.2f})", file=sys.stderr, flush=True)
     return {"code": str(Path(code).expanduser()), "size": size, "dims": SIZES[size], "batch": batch, "rounds": rounds,
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_1min": load, "torch": torch.__version__,
             "heads": {h: out[h] for h in heads}, "shims": shims.applied}
@@ -435,7 +438,7 @@ def format_table(r: dict) -> str:
             continue
         agree = (f"{'yes' if x['agree'] else 'NO'}: loss rel {x['loss_rel']:.1e} over {len(x['losses'])} steps, "
                  f"sims max |d| {x['sims_max_abs']:.1e}, captions max |d| {x['encode_max_abs']:.1e}")
-        lines.append(f"{h:9s} {x['step_s']['published']:10.3f} {x['step_s']['kit']:10.3f} {x['step_ratio']:6.2f} "
+        lines.append(f"{h:9s} {x['step_s']['published']:10.4g} {x['step_s']['kit']:10.4g} {x['step_ratio']:6.2f} "
                      f"{x['eval_pairs_s']['published']:16,.0f} {x['eval_pairs_s']['kit']:16,.0f} {x['eval_ratio']:6.2f} "
                      f"{x['encode_ratio']:12.2f}  {agree}")
     for repo, names in r["shims"].items(): lines.append(f"shims {repo}: {', '.join(names)}")
@@ -463,7 +466,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_args(a) -> int:
     "Run the bench for parsed arguments `a`; print the table and the JSON line; the exit status."
-    r = bench_published(a.code, tuple(h.strip() for h in a.heads.split(",") if h.strip()), a.size, a.batch, a.rounds, a.threads)
+    r = bench_published(a.code, tuple(h.strip() for h in a.heads.split(",") if h.strip()), a.size, a.batch, a.rounds, a.threads,
+                        progress=True)
     print(format_table(r))
     print(summary_json(r))
     return 0 if all("error" not in x and x["agree"] for x in r["heads"].values()) else 1
@@ -479,5 +483,5 @@ def main(argv=None):
         raise SystemExit(2) from None
     if status: raise SystemExit(status)
 
-# %% ../nbs/25_bench_published.ipynb #44408594
+# %% ../nbs/25_bench_published.ipynb #dbc9b023
 if __name__ == "__main__": main()
