@@ -13,8 +13,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from nltk.tokenize import NLTKWordTokenizer
-
 from .core import KitError, load_json, save_json
 from .shapes import ensure_shapes
 
@@ -25,7 +23,6 @@ __all__ = ['TOKENIZER', 'PRECOMP_FILES', 'NAN_CHECK_CHUNK_BYTES', 'SCAN_CACHE_MI
            'make_loader', 'image_batches', 'caption_batches']
 
 # %% ../nbs/06_data.ipynb #f6b78813
-_TREEBANK = NLTKWordTokenizer()
 TOKENIZER = "punkt"   # the name a vocabulary file records: nltk's sentence split, then the Treebank word split
 
 _PLAIN_TEXT = re.compile(r"[a-z0-9 .,]*")     # the only characters the shortcut accepts (ASCII space included)
@@ -45,9 +42,15 @@ def _plain_tokens(text: str) -> tuple | None:
         if mark: out.append(mark)
     return tuple(out)
 
+@functools.cache
+def _treebank():
+    "nltk's Treebank word splitter, built on first use: importing nltk takes about 2 s, which a run of plain captions never needs."
+    from nltk.tokenize import NLTKWordTokenizer
+    return NLTKWordTokenizer()
+
 def _nltk_tokens(text: str) -> tuple:
     "`nltk.word_tokenize` of a lower-cased text: Punkt sentences, then the Treebank word split of each."
-    return tuple(t for s in punkt_sentences(text) for t in _TREEBANK.tokenize(s))
+    return tuple(t for s in punkt_sentences(text) for t in _treebank().tokenize(s))
 
 @functools.lru_cache(maxsize=2**18)
 def _cached_tokens(text: str) -> tuple:
