@@ -20,6 +20,7 @@ from .scenarios import Baseline, Offline, Online, Momentum, encode_split
 from .trainer import RunContext, prepare_data, prepare_vocab, train_step
 from .models import TokenSet, build_model, l2norm
 import dbl_kit.interaction   # importing it registers the interaction backbones
+from .bench_published import add_arguments as published_arguments, run_args as run_published
 
 # %% auto #0
 __all__ = ['REFERENCE', 'GPU_SIZES', 'EVAL_SETS', 'EVAL_LEFT_OUT', 'VANISHING', 'PRECISIONS', 'overhead', 'load_reference',
@@ -581,7 +582,13 @@ def _parser():
     g.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default 0: the free cores)")
     g.add_argument("--seed", type=int, default=0, help="seed of the weights and the generated data (default 0)")
     g.add_argument("--out", default=None, help="also write the result as JSON to this file, atomically (e.g. nbs/experiments/results/gpu_h200.json)")
+    published_arguments(sub.add_parser("published", help="the kit against the published SGRAF / DBL / SCAN / VSE-infinity code, "
+                                                      "run from your own checkouts (--code DIR)"))
     return p
+
+def _print_published(a):
+    status = run_published(a)
+    if status: raise SystemExit(status)     # 1: a head failed or the two sides disagreed
 
 def _print_overhead(a):
     info = {}
@@ -633,11 +640,11 @@ def _print_contention(a):
     print(json.dumps({"idle_s": round(r["idle"]["seconds"], 1), "loaded_s": round(r["loaded"]["seconds"], 1), "ratio": round(r["ratio"], 2)}))
 
 def main(argv=None):
-    "`python -m dbl_kit.bench {overhead,metrics,similarity,contention,gpu} [options]`: a table, then one JSON line of ratios."
+    "`python -m dbl_kit.bench {overhead,metrics,similarity,contention,gpu,published} [options]`: a table, then one JSON line of ratios."
     a = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         {"overhead": _print_overhead, "metrics": _print_metrics, "similarity": _print_similarity,
-         "contention": _print_contention, "gpu": _print_gpu}[a.command](a)
+         "contention": _print_contention, "gpu": _print_gpu, "published": _print_published}[a.command](a)
     except KitError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

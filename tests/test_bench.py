@@ -134,3 +134,12 @@ def test_gpu_command_ddp_step_in_two_processes(capsys):
     table, r = _gpu_run(capsys, "--models", "vse,sgr", "--heads", "sgr", "--ddp", "2")
     test_eq((r["ddp"]["procs"], sorted(r["ddp"]["models"])), (2, ["sgr", "vse"]))
     assert table[-2].startswith("DDP: 2 processes, vse ") and all(math.isfinite(m["loss"]) for m in r["ddp"]["models"].values())
+
+
+def test_published_subcommand_is_wired(capsys, tmp_path):
+    "`bench published` is the published-code bench: an empty --code folder is answered with the clone command, exit 2."
+    with pytest.raises(SystemExit) as stop:
+        main(["published", "--code", str(tmp_path), "--size", "small", "--heads", "scan_t2i"])
+    test_eq(stop.value.code, 2)
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --code {tmp_path} has no SCAN checkout") and "git clone" in err, err
