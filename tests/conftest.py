@@ -11,6 +11,19 @@ def pytest_pycollect_makeitem(collector, name, obj):
     if getattr(obj, "__module__", None) == "fastcore.test": return []
 
 
+# The tests that take 20 s to 2 min (a browser, papermill sweeps, two-process runs, stopped subprocesses), started
+# first: `-n 2` then ends on short tests instead of one worker waiting for the other's long one.
+SLOW_FIRST = ("test_browser.py::test_explore_notebook_in_chromium", "test_notebooks.py::test_alpha_sweep_notebook_small",
+              "test_notebooks.py::test_experiment_notebook_small", "test_distributed.py::", "test_nothing_lost.py::",
+              "test_cli.py::test_train_report_and_dashed_names", "test_evaluation.py::test_eccv_and_cxc_equal_the_package",
+              "test_progress.py::", "test_resume.py::test_sigkill", "test_bench.py::test_gpu_command_ddp")
+
+
+def pytest_collection_modifyitems(config, items):
+    "Run the slow tests first (a stable sort: the order within each group is kept)."
+    items.sort(key=lambda item: not any(s in item.nodeid for s in SLOW_FIRST))
+
+
 @pytest.fixture(scope="session")
 def shapes_data_path():
     "The repository's data folder: shapes is generated there once and shared by the tests."
