@@ -33,3 +33,5 @@ if group.main:
     tensors.update({f"loss/{name}": t["total"].detach().reshape(1) for name, t in terms.items()})
     tensors["batch_rows"] = torch.tensor([len(batch["image_ids"])])
     save_file(tensors, out)
+group.barrier()                      # no rank leaves while another still works: gloo aborts a process torn down mid-use
+if torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
