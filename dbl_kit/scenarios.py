@@ -198,6 +198,7 @@ def anchor_cache_plan(ctx) -> dict:
     "anchor_ckpt":      Param(None, text(), "offline: a run directory or .safetensors checkpoint to use as the anchor"),
     "init_from_anchor": Param(True, flag, "offline: start the target from the anchor's weights"),
     "control":          Param(False, flag, "offline: also train a same-budget control, the target's start trained for the target's epochs without the transfer"),
+    "random_anchor":    Param(False, flag, "offline: compute the transfer against a randomly initialised network of the same backbone (the target still starts from the trained anchor): DBL's loss without an informative anchor"),
     "anchor_cache_aug": Param(False, flag, "offline: cache the anchor's encodings even with caption_aug (faster; the anchor then scores the captions un-augmented, where the reference scores the augmented batch)"),
     "anchor_cache_mb":  Param(8192.0, number(float, 0), "offline: cache the frozen anchor's encodings of the training split when they fit in this many MB (float32; bf16 with amp), else the anchor encodes each batch without gradients; 0: never cache")})
 class Offline(Scenario):
@@ -236,6 +237,7 @@ class Offline(Scenario):
         target_model = copy.deepcopy(anchor_model) if cfg.init_from_anchor else ctx.new_model(1)
         for p in target_model.parameters(): p.requires_grad_(True)
         control_model = copy.deepcopy(target_model) if cfg.control else None   # the same start, no transfer
+        if cfg.random_anchor: anchor_model = ctx.new_model(2)   # same architecture, no knowledge: the loss alone
         cache = None
         if (ctx.anchor_cache or anchor_cache_plan(ctx))["cached"]:
             img, cap = encode_split(anchor_model, ctx.splits["train"], ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp,

@@ -170,3 +170,28 @@ def test_offline_control_is_the_target_without_its_transfer(small):
                                rtol=0, atol=1e-6)
     boosted = dbl_kit.train(alpha=1.0, **quiet)
     assert not np.allclose(np.load(boosted.run_dir / "sims_control_test.npy"), np.load(boosted.run_dir / "sims_target_test.npy"))
+
+
+@pytest.mark.parametrize("random_anchor", [False, True])
+def test_offline_random_anchor_changes_only_the_anchor_of_the_transfer(small, ctx_factory, random_anchor):
+    "random_anchor: the target and control start from the trained anchor; the transfer's frozen anchor is branch 2's fresh init."
+    from dbl_kit.scenarios import Offline
+    ctx = ctx_factory(scenario="offline", control=True, random_anchor=random_anchor, anchor_cache_mb=0.0, **small)
+    trained = ctx.new_model(0)
+    with torch.no_grad():
+        for p in trained.parameters(): p.add_(0.5)      # "trained": weights no initialisation gives
+    class Saved:                                         # the run directory's stand-in: the anchor stage's best checkpoint
+        def load_model(self, name, device): return trained, {}
+    ctx.run = Saved()
+    stages = Offline.stages(ctx)
+    test_eq(next(stages).name, "anchor")
+    target_stage = next(stages)
+    scenario = target_stage.scenario
+    fresh = ctx.new_model(2).state_dict()                # built here, independently of the scenario
+    want = fresh if random_anchor else trained.state_dict()
+    anchor = scenario.branch("anchor").model.state_dict()
+    assert all(torch.equal(anchor[k], want[k]) for k in want)
+    assert not scenario.branch("anchor").learns and not any(p.requires_grad for p in scenario.branch("anchor").model.parameters())
+    for name in ("target", "control"):                   # both start from the trained weights, whatever the anchor is
+        start = scenario.branch(name).model.state_dict()
+        assert all(torch.equal(start[k], v) for k, v in trained.state_dict().items())
