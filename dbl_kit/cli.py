@@ -141,7 +141,14 @@ def _train(args) -> int:
     from dbl_kit.trainer import train
     result = train(**{k: v for k, v in vars(args).items() if k != "command"})
     if os.environ.get("RANK", "0") == "0": print(result)    # under torchrun every rank returns it; rank 0 reports
+    _leave_process_group()
     return 0
+
+def _leave_process_group():
+    "Under torchrun: every rank leaves the process group together (the command owns it; `train` may run inside a user's own)."
+    import torch.distributed as tdist
+    if tdist.is_available() and tdist.is_initialized():   # a rank that exits while another still talks makes gloo abort it
+        tdist.barrier(); tdist.destroy_process_group()
 
 def _import_parser(sub):
     i = sub.add_parser("import", help="a published SCAN / SGRAF / VSE-infinity / DBL checkpoint as a run directory",

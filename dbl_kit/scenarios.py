@@ -21,7 +21,8 @@ from .rundir import checkpoint_path, load_model
 
 # %% auto #0
 __all__ = ['Branch', 'optimizer_choice', 'training_choice', 'make_branch', 'Stage', 'frozen_branch', 'encode_split', 'Scenario',
-           'Baseline', 'anchor_cache_plan', 'Offline', 'Online', 'momentum_at', 'ema_halflife', 'Momentum']
+           'Baseline', 'trained_part', 'anchor_cache_plan', 'Offline', 'Online', 'momentum_at', 'ema_halflife',
+           'Momentum']
 
 # %% ../nbs/14_scenarios.ipynb #c64ce09b
 @dataclass
@@ -174,9 +175,14 @@ class Baseline(Scenario):
     def losses(self, sims, batch=None): return {self.target: self.terms(sims[self.target], [], batch)}
 
 # %% ../nbs/14_scenarios.ipynb #00510494
+def trained_part(ctx):
+    "What the run trains on: the training split's first `max_train_captions` captions (rounded up to whole images) and their images."
+    split, n = ctx.splits["train"], ctx.cfg.max_train_captions
+    return split if not n else split.head(math.ceil(n / split.captions_per_image))
+
 def anchor_cache_plan(ctx) -> dict:
-    "Size of the anchor's encodings of the training split (`bytes`), its budget, whether they are cached, and their dtype."
-    cfg, split = ctx.cfg, ctx.splits["train"]
+    "Size of the anchor's encodings of what the run trains on (`bytes`), its budget, whether they are cached, and their dtype."
+    cfg, split = ctx.cfg, trained_part(ctx)
     with torch.random.fork_rng(devices=[]), torch.no_grad():   # a probe model; the training's random draws stay as they were
         probe = ctx.new_model(0).eval()        # any model of the backbone: only the shapes of its encodings matter
         img = probe.encode_images(torch.zeros(1, *split.images.shape[1:], device=ctx.device))
@@ -240,7 +246,7 @@ class Offline(Scenario):
         if cfg.random_anchor: anchor_model = ctx.new_model(2)   # same architecture, no knowledge: the loss alone
         cache = None
         if (ctx.anchor_cache or anchor_cache_plan(ctx))["cached"]:
-            img, cap = encode_split(anchor_model, ctx.splits["train"], ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp,
+            img, cap = encode_split(anchor_model, trained_part(ctx), ctx.vocab, ctx.device, cfg.eval_batch_size, ctx.amp,
                                    progress="anchor cache: encoding the training split" if cfg.progress and ctx.dist.main else None)
             cache = (img.to(torch.bfloat16), cap.to(torch.bfloat16)) if ctx.amp else (img, cap)
         yield Stage("target", cls(cfg, target_model.train(), anchor_model, cache, control_model), cfg.epochs, cfg.seed + 1,

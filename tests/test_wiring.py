@@ -109,6 +109,9 @@ def test_anchor_cache_plan_sizes_and_budget(ctx_factory):
     plan = anchor_cache_plan(ctx)
     assert plan["bytes"] == 4 * 32 * (train.n_images * regions + train.n_captions * longest)
     assert plan["bytes"] > 2**20 and not plan["cached"] and plan["dtype"] is None
+    # a run on the first 768 captions caches only those, rounded up to whole images: 154 images, 770 captions
+    ctx = ctx_factory(model="vse", embed_size=32, word_dim=32, max_train_captions=768)
+    test_eq(anchor_cache_plan(ctx)["bytes"], 4 * 32 * (154 + 154 * 5))
 
 
 def test_offline_without_cache_trains_the_same(small):
