@@ -36,9 +36,9 @@ def tiny_shapes(tmp_path_factory, shapes_data_path):
 
 
 @pytest.mark.parametrize("scenario", ["baseline", "offline", "online", "momentum"])
-def test_train_notebook_each_scenario(tmp_path, scenario):
+def test_train_notebook_each_scenario(tmp_path, scenario, tiny_shapes):
     out = tmp_path / "out.ipynb"
-    _run(NBS / "train.ipynb", out, NBS, scenario=scenario, runs_path=str(tmp_path / "runs"), **SMALL)
+    _run(NBS / "train.ipynb", out, NBS, scenario=scenario, dataset=tiny_shapes, runs_path=str(tmp_path / "runs"), **SMALL)
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1
     metrics = json.loads((runs[0] / "metrics.json").read_text())
