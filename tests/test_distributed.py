@@ -14,12 +14,13 @@ HERE = Path(__file__).parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-def _step(tmp_path, params, ranks):
-    out = tmp_path / f"step{ranks}.safetensors"
-    cmd = (TORCHRUN if ranks == 2 else [sys.executable]) + [str(HERE / "ddp_step.py"), str(out), json.dumps(params)]
+def _steps(folder, cases, ranks):
+    "One step of every case in one process (ranks=1) or in one 2-rank torchrun group: {case: saved tensors}."
+    folder.mkdir()
+    cmd = (TORCHRUN if ranks == 2 else [sys.executable]) + [str(HERE / "ddp_step.py"), str(folder), json.dumps(cases)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
-    return load_file(str(out))
+    return {name: load_file(str(folder / f"{name}.safetensors")) for name in cases}
 
 # dropout 0: dropout masks are drawn per rank. vse with norm="layer": the published BatchNorm (norm="batch") takes its
 # training statistics over each rank's own rows, as DDP without SyncBatchNorm does, and its region dropping draws per
@@ -37,18 +38,22 @@ CASES = {
     "scan_i2t-baseline": dict(model="scan_i2t", scenario="baseline", embed_size=32, word_dim=32, batch_size=48),
 }
 
-@pytest.mark.parametrize("name", CASES)
-def test_two_rank_step_equals_single_process_step(name, tmp_path):
-    params = {**CASES[name], "dropout": 0.0, "max_train_captions": 256}
-    one, two = _step(tmp_path, params, 1), _step(tmp_path, params, 2)
-    assert int(one["batch_rows"]) == params["batch_size"] and int(two["batch_rows"]) == (params["batch_size"] + 1) // 2
+def _check_case(name, params, one, two):
+    "Case `name`: the 2-rank step (`two`) equals the single-process step (`one`) up to float32 round-off."
+    assert int(one["batch_rows"]) == params["batch_size"] and int(two["batch_rows"]) == (params["batch_size"] + 1) // 2, name
     weights = [k for k in one if "/" in k and not k.startswith(("loss/", "grad/"))]
-    assert weights and weights == [k for k in two if "/" in k and not k.startswith(("loss/", "grad/"))]
-    for k in [k for k in one if k.startswith("loss/")]: torch.testing.assert_close(two[k], one[k], rtol=1e-6, atol=1e-5)
+    assert weights and weights == [k for k in two if "/" in k and not k.startswith(("loss/", "grad/"))], name
+    for k in [k for k in one if k.startswith("loss/")]: torch.testing.assert_close(two[k], one[k], rtol=1e-6, atol=1e-5, msg=name)
     worst = max((one[k].float() - two[k].float()).abs().max().item() for k in weights)
-    assert worst < 1e-5, f"largest parameter difference after one step: {worst}"
+    assert worst < 1e-5, f"{name}: largest parameter difference after one step: {worst}"
     grads = [k for k in one if k.startswith("grad/")]
-    assert grads and max((one[k] - two[k]).abs().max().item() for k in grads) < 1e-5
+    assert grads and max((one[k] - two[k]).abs().max().item() for k in grads) < 1e-5, name
+
+def test_two_rank_step_equals_single_process_step(tmp_path):
+    "Every case in one test: two launches (one process, one 2-rank group) run all cases; a launch costs more than a step."
+    cases = {name: {**params, "dropout": 0.0, "max_train_captions": 256} for name, params in CASES.items()}
+    one, two = _steps(tmp_path / "one", cases, 1), _steps(tmp_path / "two", cases, 2)
+    for name, params in cases.items(): _check_case(name, params, one[name], two[name])
 
 def test_two_rank_run_completes_and_resumes_in_one_process(tmp_path):
     args = ["--scenario", "offline", "--epochs", "1", "--anchor_epochs", "1", "--max_train_captions", "640",
