@@ -149,3 +149,17 @@ def test_alpha_sweep_notebook_small(tmp_path, tiny_shapes):
     assert len(pd.read_csv(csv)) == len(df) and len(list(runs.iterdir())) == n_runs
     text = _outputs_text(out)
     assert "control (alpha=0): test rSum" in text and "DBL's best" in text
+
+
+def test_anchor_convergence_renders_from_its_committed_csv(tmp_path):
+    "The experiment's notebook renders its tables from the committed CSV alone (no run directory, nothing trained)."
+    import pandas as pd
+    csv = NBS / "experiments" / "results" / "anchor_convergence.csv"
+    out = tmp_path / "anchor_convergence.ipynb"
+    _run(NBS / "experiments" / "anchor_convergence.ipynb", out, NBS / "experiments", new_runs=False,
+         runs_path=str(tmp_path / "runs"), results_csv=str(csv))
+    df = pd.read_csv(csv)
+    text = _outputs_text(out)
+    assert f"{len(df)} runs in" in text and not (tmp_path / "runs").exists()
+    complete = [b for b, g in df.groupby("anchor_epochs") if {"control", "dbl", "random_anchor"} <= set(g.arm)]
+    assert complete and "DBL - control" in text and "slope per doubling" in text
