@@ -13,8 +13,9 @@ JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$
 
 setup: $(STAMP)
 
-# A virtual environment with the kit (editable) and its dev extras (`--no-compile`: Python compiles a module when it is
-# first imported; pip would compile every file of jupyterlab, playwright and the rest, 30 s of a 130 s install). An already-installed torch is kept (the venv
+# A virtual environment with the kit (editable) and its dev extras. (pip compiles every installed module to bytecode:
+# 30 s of a 130 s install, but `--no-compile` made the tests 1.5x slower where PYTHONDONTWRITEBYTECODE is set, as
+# every process then compiles what it imports.) An already-installed torch is kept (the venv
 # sees the system's site-packages); otherwise torch==2.13.0 (its CPU wheel) is installed first, so that pip does
 # not pull a newer CUDA build.
 $(STAMP): pyproject.toml
@@ -24,9 +25,9 @@ $(STAMP): pyproject.toml
 	  test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV); \
 	else \
 	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
-	  $(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q --no-compile --disable-pip-version-check torch==2.13.0; \
+	  $(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0; \
 	fi; \
-	$(BIN)/pip install -q --no-compile --disable-pip-version-check -e ".[dev]"; \
+	$(BIN)/pip install -q -e ".[dev]"; \
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null; \
 	touch $(STAMP)
 
