@@ -4,7 +4,7 @@
 
 # %% ../nbs/24_experiments.ipynb #11b11d9e
 from __future__ import annotations
-import json, os, subprocess, sys, time
+import json, math, os, subprocess, sys, time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,8 @@ from .core import KitError, atomic_path
 from .trainer import train
 
 # %% auto #0
-__all__ = ['Job', 'train_or_resume', 'launch_child', 'read_sweep_csv', 'Sweep']
+__all__ = ['Job', 'train_or_resume', 'launch_child', 'read_sweep_csv', 'Sweep', 'split_items', 'param_value', 'parse_params',
+           'half_decade', 'choose_on_dev', 'choice_when_done', 'grid_choice']
 
 # %% ../nbs/24_experiments.ipynb #8335ed85
 @dataclass
@@ -160,6 +161,54 @@ class Sweep:
             raise KitError(f"{len(failed)} run(s) failed; the {len(finished)} finished ones are in {self.csv_path} and a "
                            f"rerun resumes from there ({len(todo)} not started):\n" + "\n".join(failed))
         return finished
+
+# %% ../nbs/24_experiments.ipynb #71c847dd
+def split_items(text) -> list[str]:
+    "The comma-separated items of a notebook parameter, blanks dropped: '0.3, 1,3' -> ['0.3', '1', '3']."
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+def param_value(text: str):
+    "A parameter value from its text: an int, a float, true/false, or the text itself."
+    for kind in (int, float):
+        try: return kind(text)
+        except ValueError: pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+def parse_params(text) -> dict:
+    "'name:value, name:value' (a notebook's extra training parameters) as a dict of typed values."
+    pairs = split_items(text)
+    bad = [p for p in pairs if ":" not in p]
+    if bad: raise KitError(f"{bad[0]!r} is not a name:value pair; write extra parameters as 'name:value, name:value' (e.g. 'lr:0.0002, embed_size:256')")
+    return {k.strip(): param_value(v.strip()) for k, v in (p.split(":", 1) for p in pairs)}
+
+# %% ../nbs/24_experiments.ipynb #c681a292
+def half_decade(a: float, up: bool) -> float:
+    "The next value of the half-decade grid ..., 0.1, 0.3, 1, 3, 10, ... above (`up`) or below `a`."
+    k = round(2 * math.log10(a)) + (1 if up else -1)
+    return float(f"{10 ** (k // 2) * (1 if k % 2 == 0 else 3):.3g}")
+
+def choose_on_dev(rows: pd.DataFrame, n_seeds: int, by: str = "config"):
+    "(mean dev rSum per configuration `by` that has `n_seeds` seeds, the best of them), or (None, None) when none has."
+    if rows.empty: return None, None
+    g = rows.groupby(by).agg(dev=("dev_rsum", "mean"), n=("seed", "nunique"))
+    g = g[g.n >= n_seeds]
+    return (g, g.dev.idxmax()) if len(g) else (None, None)
+
+def choice_when_done(rows: pd.DataFrame, n_seeds: int, configs, by: str = "config"):
+    "The configuration chosen on dev once every one of `configs` has `n_seeds` seeds; None until then."
+    done = rows.groupby(by).seed.nunique().reindex(list(configs)).fillna(0)
+    if (done < n_seeds).any(): return None
+    return choose_on_dev(rows[rows[by].isin(list(configs))], n_seeds, by)[1]
+
+def grid_choice(rows: pd.DataFrame, n_seeds: int, grid, widen: int, by: str = "alpha"):
+    "('widen', next value) while the best dev value sits on an edge with widening left, ('chosen', best), or (None, None) while a value runs."
+    values = sorted(set(grid) | set(rows[by]))
+    best = choice_when_done(rows, n_seeds, values, by)
+    if best is None: return None, None
+    lo, hi = sum(v < min(grid) for v in values), sum(v > max(grid) for v in values)
+    if best == max(values) and hi < widen: return "widen", half_decade(best, True)
+    if best == min(values) and lo < widen: return "widen", half_decade(best, False)
+    return "chosen", best
 
 # %% ../nbs/24_experiments.ipynb #e051a952
 if __name__ == "__main__":     # python -m dbl_kit.experiments: a library, not a command; say so instead of nothing

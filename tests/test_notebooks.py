@@ -121,45 +121,53 @@ def test_train_notebook_every_backbone_and_reload(tmp_path, model):
     assert m["rsum"] == run.metrics["branches"][run.target]["rsum"]
 
 
-def test_alpha_sweep_notebook_small(tmp_path, tiny_shapes):
-    "The sweep notebook end to end on a tiny grid: rows per (transfer, alpha, seed), the edge widened once, resume."
+def test_tuned_strategies_notebook_small(tmp_path, tiny_shapes):
+    "The 'finding 2, finished' sweep end to end on tiny grids: choice on dev, widening, chosen configs on every seed, defer, resume."
     import pandas as pd
-    out, csv, runs = tmp_path / "sweep.ipynb", tmp_path / "sweep.csv", tmp_path / "runs"
-    params = dict(dataset=tiny_shapes, seeds="0", alphas="1,3", widen=1, offline_transfers="rel_max,kd", momentum_transfers="dino",
-                  groups="offline,momentum", new_runs=True, epochs=1, max_train_captions=320, workers=2,
+    out, csv, runs = tmp_path / "tuned.ipynb", tmp_path / "tuned.csv", tmp_path / "runs"
+    params = dict(dataset=tiny_shapes, seeds="0,1", select_seeds=1, control_configs="hardest,sum", offline_grids="rel_max:1 3",
+                  momentum_grids="dino:1 3", widen=1, defer="dino", new_runs=True, epochs=1, max_train_captions=320, workers=2,
                   model_params="embed_size:32,word_dim:32", runs_path=str(runs), results_csv=str(csv))
-    _run(NBS / "experiments" / "alpha_sweep.ipynb", out, NBS / "experiments", **params)
-    df = pd.read_csv(csv)
-    assert {"scenario", "transfer", "alpha", "seed", "dev_rsum", "rsum"} <= set(df.columns)
-    off = df[df.group == "offline"]
-    assert set(off[off.setting == "control (alpha=0)"].alpha) == {0.0}
-    for t in ("rel_max", "kd"):             # a 2-value grid always has its best on an edge: one value added, beyond it
-        alphas = sorted(off[off.transfer == t].alpha)
-        assert len(alphas) == 3 and {1.0, 3.0} < set(alphas) and (alphas[0] == 0.3 or alphas[-1] == 10.0), (t, alphas)
-        extra = (set(alphas) - {1.0, 3.0}).pop()
-        best = off[(off.transfer == t) & off.alpha.isin([1.0, 3.0])].set_index("alpha").dev_rsum.idxmax()
-        assert (extra < 1) == (best == 1.0), (t, alphas, best)      # widened on the side of the best dev value
-    mom = df[df.group == "momentum"]
-    assert set(mom.transfer) == {"dino"} and (mom.scenario == "momentum").all() and len(mom) == 3 and {1.0, 3.0} < set(mom.alpha)
-    cfg = json.loads((runs / "offline-kd-a3-s0" / "config.json").read_text())
-    assert cfg["alpha"] == 3.0 and cfg["transfer"] == "kd" and cfg["embed_size"] == 32
+    _run(NBS / "experiments" / "tuned_strategies.ipynb", out, NBS / "experiments", **params)
+    df = pd.read_csv(csv, dtype={"config": str})
     assert df.run_dir.is_unique and not any(Path(d).is_absolute() for d in df.run_dir)
+    assert sorted(df[df.arm == "baseline"].seed) == [0, 1]
+    for group, arm in (("offline", "rel_max"), ("momentum", "dino")):
+        mine = df[(df.group == group) & (df.arm == arm)]
+        first = mine[mine.seed == 0].set_index("alpha").dev_rsum.sort_index()   # ties go to the smaller weight, as in the notebook
+        assert len(first) == 3 and {1.0, 3.0} < set(first.index), (arm, first)   # a 2-value grid has its best on an edge: widened once
+        extra = (set(first.index) - {1.0, 3.0}).pop()
+        assert (extra < 1) == (first[1.0] >= first[3.0]), (arm, first)         # on the side of the better dev value
+        chosen = first.idxmax()                                                  # one selection seed: its best dev value
+        assert set(mine[mine.seed == 1].alpha) == {chosen}, (arm, chosen, mine)  # only the chosen weight ran on seed 1
+    ctl = df[df.arm == "control"]
+    best = ctl[ctl.seed == 0].set_index("config").dev_rsum.idxmax()
+    assert set(ctl[ctl.seed == 0].config) == {"hardest", "sum"} and set(ctl[ctl.seed == 1].config) == {best}
+    assert ctl.set_index("config").max_violation.to_dict()[best] == (best == "hardest")
+    order = list(df.run_dir)                                 # rows are written as runs finish
+    late = [order.index(n) for n in df[(df.arm == "dino") & ((df.seed == 1) | ~df.alpha.isin([1.0, 3.0]))].run_dir]
+    assert min(late) > max(order.index(n) for n in df[df.arm != "dino"].run_dir)   # the deferred arm's new runs came last
+    cfg = json.loads((runs / "offline-rel_max-a3-s0" / "config.json").read_text())
+    assert cfg["alpha"] == 3.0 and cfg["transfer"] == "rel_max" and cfg["embed_size"] == 32 and cfg["scenario"] == "offline"
     n_runs = len(list(runs.iterdir()))
-    _run(NBS / "experiments" / "alpha_sweep.ipynb", out, NBS / "experiments", **params)   # again: everything is read back
+    _run(NBS / "experiments" / "tuned_strategies.ipynb", out, NBS / "experiments", **params)   # again: everything is read back
     assert len(pd.read_csv(csv)) == len(df) and len(list(runs.iterdir())) == n_runs
     text = _outputs_text(out)
-    assert "control (alpha=0): test rSum" in text and "DBL's best" in text
+    assert "every configuration tried" in text and "- control (" in text and "- baseline" in text and "- DBL" in text
 
 
-def test_anchor_convergence_renders_from_its_committed_csv(tmp_path):
-    "The experiment's notebook renders its tables from the committed CSV alone (no run directory, nothing trained)."
+@pytest.mark.parametrize("name", ["alpha_sweep", "anchor_convergence", "tuned_strategies"])
+def test_experiment_renders_from_its_committed_csv(tmp_path, name):
+    "Each experiment notebook renders its tables from the committed CSV alone (no run directory, nothing trained)."
     import pandas as pd
-    csv = NBS / "experiments" / "results" / "anchor_convergence.csv"
-    out = tmp_path / "anchor_convergence.ipynb"
-    _run(NBS / "experiments" / "anchor_convergence.ipynb", out, NBS / "experiments", new_runs=False,
+    csv = NBS / "experiments" / "results" / f"{name}.csv"
+    out = tmp_path / f"{name}.ipynb"
+    _run(NBS / "experiments" / f"{name}.ipynb", out, NBS / "experiments", new_runs=False,
          runs_path=str(tmp_path / "runs"), results_csv=str(csv))
     df = pd.read_csv(csv)
     text = _outputs_text(out)
     assert f"{len(df)} runs in" in text and not (tmp_path / "runs").exists()
-    complete = [b for b, g in df.groupby("anchor_epochs") if {"control", "dbl", "random_anchor"} <= set(g.arm)]
-    assert complete and "DBL - control" in text and "slope per doubling" in text
+    assert "Error" not in text and "Traceback" not in text
+    if name == "alpha_sweep": assert "control (alpha=0): test rSum 246.2" in text and "DBL's best: rel_max (alpha=0.3)" in text
+    if name == "anchor_convergence": assert "DBL - control" in text and "slope per doubling" in text
+    if name == "tuned_strategies": assert "- control (" in text and "- DBL" in text
