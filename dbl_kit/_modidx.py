@@ -391,6 +391,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'dbl_kit.figures._title': ('figures.html#_title', 'dbl_kit/figures.py'),
                                  'dbl_kit.figures._title_lines': ('figures.html#_title_lines', 'dbl_kit/figures.py'),
                                  'dbl_kit.figures._umap_2d': ('figures.html#_umap_2d', 'dbl_kit/figures.py'),
+                                 'dbl_kit.figures._umap_compiled_once': ('figures.html#_umap_compiled_once', 'dbl_kit/figures.py'),
                                  'dbl_kit.figures._wrap': ('figures.html#_wrap', 'dbl_kit/figures.py'),
                                  'dbl_kit.figures.branch_color': ('figures.html#branch_color', 'dbl_kit/figures.py'),
                                  'dbl_kit.figures.distance_figure': ('figures.html#distance_figure', 'dbl_kit/figures.py'),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_figures.ipynb #9d2152e3
 from __future__ import annotations
-import re, warnings
+import functools, re, sys, warnings
 
 import numpy as np
 import pandas as pd
@@ -224,11 +224,24 @@ def _procrustes(moving, fixed):
     u, s, vt = np.linalg.svd(mc.T @ fc)
     return (mc @ (u @ vt)) * (s.sum() / max((mc ** 2).sum(), 1e-12)) + fixed.mean(0)
 
+@functools.cache
+def _umap_compiled_once() -> int:
+    "Switch on numba's on-disk cache for every compiled function of umap-learn and pynndescent; how many there are."
+    from numba.core.registry import CPUDispatcher
+    found = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("umap", "pynndescent")): continue
+        for f in vars(module).values():
+            if isinstance(f, CPUDispatcher):
+                f.enable_caching(); found += 1
+    return found
+
 def _umap_2d(x, seed, n_neighbors):
     try: import umap
     except ImportError: raise KitError("The UMAP map needs umap-learn; install it with pip install 'dbl-kit[viz]'.") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")      # umap warns that a fixed seed disables parallelism: wanted here
+        _umap_compiled_once()                # numba may warn that a function cannot be cached: it then compiles as before
         return umap.UMAP(n_neighbors=n_neighbors, min_dist=0.3, metric="cosine", random_state=seed,
                          n_jobs=1).fit_transform(x)
 
