@@ -10,7 +10,7 @@ SITE = ROOT / "_docs"
 
 def sources():
     return [*ROOT.glob("nbs/*.ipynb"), *ROOT.glob("nbs/experiments/*.ipynb"), *ROOT.glob("dbl_kit/*.py"),
-            *ROOT.glob("tools/docs_assets/*"), ROOT / "mkdocs.yml", ROOT / "tools" / "build_docs.py",
+            *ROOT.glob("tools/docs_assets/*"), ROOT / "mkdocs.yml", ROOT / "tools" / "build_docs.py", ROOT / "tools" / "docs_hooks.py",
             ROOT / "pyproject.toml", ROOT / "CHANGELOG.md", ROOT / "CITATION.cff"]
 
 

@@ -130,6 +130,18 @@ def test_figures_are_drawn_by_the_sites_own_plotly(site):
     assert (site / "js" / "plotly.min.js").stat().st_size > 1_000_000
 
 
+def test_notebook_pages_share_one_stylesheet(site):
+    "nbconvert's stylesheet (570 KB) is one shared file that every notebook page links, not a copy inline in each page."
+    pages = [p for p in site.rglob("*.html") if "jp-Cell" in p.read_text(encoding="utf-8")]
+    assert len(pages) >= 30, len(pages)
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        inline = [len(m) for m in re.findall(r"<style[^>]*>(.*?)</style>", text, re.S)]
+        assert max(inline, default=0) < 20_000, (page.name, max(inline))
+        shared = [s for s in outputs_of(page).styles if "css/notebook-" in s]
+        assert len(shared) == 1 and (page.parent / shared[0]).resolve().stat().st_size > 100_000, (page.name, shared)
+
+
 def test_math_renderer_and_every_asset_are_local(site):
     "MathJax (and its settings) ship with the site, and no page loads a script or stylesheet from the network."
     mathjax = site / "js" / "mathjax" / "tex-svg-full.js"

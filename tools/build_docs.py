@@ -27,7 +27,8 @@ What the build does:
    file with no fonts to load: formulas are typeset offline, from file://) with its settings, and the site's CSS
    (tools/docs_assets/);
 5. builds with mkdocs.yml's settings and a navigation in the notebooks' order (index, guides, library, experiments,
-   API), strict: a warning (a broken link, an API name that cannot be found) fails the build.
+   API), strict: a warning (a broken link, an API name that cannot be found) fails the build. mkdocs.yml's hooks
+   (tools/docs_hooks.py) move nbconvert's stylesheet, inline in every notebook page, into one shared file.
 
 Run: `python tools/build_docs.py` from the repository root (the Makefile's `docs` target). `--no-execute` renders
 the notebooks as committed (seconds; no outputs on the library pages). `--serve` stages, then serves the site with
