@@ -364,6 +364,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'dbl_kit.experiments.grid_choice': ('experiments.html#grid_choice', 'dbl_kit/experiments.py'),
                                      'dbl_kit.experiments.half_decade': ('experiments.html#half_decade', 'dbl_kit/experiments.py'),
                                      'dbl_kit.experiments.launch_child': ('experiments.html#launch_child', 'dbl_kit/experiments.py'),
+                                     'dbl_kit.experiments.launch_here': ('experiments.html#launch_here', 'dbl_kit/experiments.py'),
                                      'dbl_kit.experiments.param_value': ('experiments.html#param_value', 'dbl_kit/experiments.py'),
                                      'dbl_kit.experiments.parse_params': ('experiments.html#parse_params', 'dbl_kit/experiments.py'),
                                      'dbl_kit.experiments.read_sweep_csv': ('experiments.html#read_sweep_csv', 'dbl_kit/experiments.py'),

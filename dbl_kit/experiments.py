@@ -4,7 +4,7 @@
 
 # %% ../nbs/24_experiments.ipynb #11b11d9e
 from __future__ import annotations
-import json, math, os, subprocess, sys, time
+import contextlib, json, math, os, subprocess, sys, time, traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +16,8 @@ from .core import KitError, atomic_path
 from .trainer import train
 
 # %% auto #0
-__all__ = ['Job', 'train_or_resume', 'launch_child', 'read_sweep_csv', 'Sweep', 'split_items', 'param_value', 'parse_params',
-           'half_decade', 'choose_on_dev', 'choice_when_done', 'grid_choice']
+__all__ = ['Job', 'train_or_resume', 'launch_child', 'launch_here', 'read_sweep_csv', 'Sweep', 'split_items', 'param_value',
+           'parse_params', 'half_decade', 'choose_on_dev', 'choice_when_done', 'grid_choice']
 
 # %% ../nbs/24_experiments.ipynb #8335ed85
 @dataclass
@@ -57,6 +57,15 @@ def launch_child(params: dict, log: Path, threads: int = 1):
         tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
         raise KitError(f"run {params.get('run_name')} failed (exit {done.returncode}); its log is {log}: ... {tail}")
 
+def launch_here(params: dict, log: Path, threads: int = 1):
+    "Train `params` in this process (the trainer sets its `threads`), its output appended to `log`."
+    log = Path(log); log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try: print(train_or_resume(params), flush=True)
+        except Exception as e:                         # the same report as a failed child's: the job, the log, the reason
+            traceback.print_exc(file=out); out.flush()
+            raise KitError(f"run {params.get('run_name')} failed ({type(e).__name__}); its log is {log}: ... {e}") from e
+
 # %% ../nbs/24_experiments.ipynb #08a0e8ce
 def read_sweep_csv(path, columns=None) -> list[dict]:
     "The rows of a sweep's CSV (none when it does not exist yet), once it is one: readable, with `run_dir`, and `columns` when given."
@@ -79,17 +88,19 @@ def read_sweep_csv(path, columns=None) -> list[dict]:
     return df.to_dict("records")
 
 class Sweep:
-    "A resumable queue of named runs, `workers` at a time in child processes, with one CSV row per finished run."
+    "A resumable queue of named runs, `workers` at a time in child processes (0: one at a time in this one), one CSV row per finished run."
     def __init__(self, runs_path, csv_path, row_of: Callable, columns: list | None = None, workers: int = 2,
                  threads: int = 1, new_runs: bool = True, launch: Callable | None = None):
         self.runs, self.csv_path = Path(runs_path), Path(csv_path)
         self.logs = self.runs.parent / (self.runs.name + "-logs")      # beside the runs: one log per job
         self.row_of, self.columns, self.workers, self.threads, self.new_runs = row_of, columns, workers, threads, new_runs
-        self.launch = launch or (lambda params, log: launch_child(params, log, threads))
+        here = workers == 0                               # in this process: one run at a time
+        self.launch = launch or (lambda params, log: (launch_here if here else launch_child)(params, log, threads))
         self.checks_params = launch is None               # the real trainer: job parameters are checked before any run
-        for name, v, low in (("workers", workers, 1), ("threads", threads, 0)):
+        for name, v, low in (("workers", workers, 0), ("threads", threads, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise KitError(f"Sweep {name}={v!r} must be a whole number >= {low}.")
+        self.workers = max(workers, 1)                    # 0 runs one at a time too, in this process
         if self.runs.exists() and not self.runs.is_dir():
             raise KitError(f"Sweep runs_path {self.runs} is a file, not a folder; pass the folder the sweep's runs go to.")
         self.rows = read_sweep_csv(self.csv_path, columns)
