@@ -14,7 +14,7 @@ def pytest_pycollect_makeitem(collector, name, obj):
 # The tests that take 20 s to 2 min (a browser, papermill sweeps, two-process runs, stopped subprocesses), started
 # first: `-n 2` then ends on short tests instead of one worker waiting for the other's long one.
 SLOW_FIRST = ("test_browser.py::test_explore_notebook_in_chromium", "test_notebooks.py::test_tuned_strategies_notebook_small",
-              "test_notebooks.py::test_experiment_notebook_small", "test_notebooks.py::test_train_notebook_coco_format_and_reload", "test_distributed.py::", "test_nothing_lost.py::",
+              "test_notebooks.py::test_experiment_notebook_small", "test_distributed.py::", "test_nothing_lost.py::",
               "test_cli.py::test_train_report_and_dashed_names", "test_evaluation.py::test_eccv_and_cxc_equal_the_package",
               "test_progress.py::", "test_resume.py::test_sigkill", "test_bench.py::test_gpu_command_ddp")
 
