@@ -28,7 +28,9 @@ What the build does:
    (tools/docs_assets/);
 5. builds with mkdocs.yml's settings and a navigation in the notebooks' order (index, guides, library, experiments,
    API), strict: a warning (a broken link, an API name that cannot be found) fails the build. mkdocs.yml's hooks
-   (tools/docs_hooks.py) move nbconvert's stylesheet, inline in every notebook page, into one shared file.
+   (tools/docs_hooks.py) move nbconvert's stylesheet, inline in every notebook page, into one shared file. The
+   notebook pages are converted beforehand, `--jobs` at a time, into mkdocs-jupyter's cache (`convert_pages_ahead`):
+   MkDocs itself renders one page at a time.
 
 Run: `python tools/build_docs.py` from the repository root (the Makefile's `docs` target). `--no-execute` renders
 the notebooks as committed (seconds; no outputs on the library pages). `--serve` stages, then serves the site with
@@ -168,7 +170,8 @@ def _child(conn, args, threads):
 
 # Seconds the longest notebooks take on 2 cores, for a build with no timings of its own (a fresh clone): started first,
 # they no longer run last while the other worker idles (index.ipynb trains the README's demo run).
-KNOWN_LONG = {"index.ipynb": 50, "20_figures.ipynb": 40, "17_evaluation.ipynb": 16, "16_validate.ipynb": 8}
+KNOWN_LONG = {"index.ipynb": 50, "20_figures.ipynb": 40, "17_evaluation.ipynb": 16, "24_experiments.ipynb": 10,
+              "16_validate.ipynb": 8}
 
 
 def execute(notebooks, jobs=2, fresh=False):
@@ -312,6 +315,52 @@ def stage(executed=None):
     return nav, modules
 
 
+def _convert_page(args):
+    "One notebook page into mkdocs-jupyter's cache, as its `on_pre_page` would convert it (in a pool worker)."
+    from mkdocs_jupyter import convert, plugin as mj
+    path, conf, cache_path = args
+    body = convert.nb2html(path, execute=False, **{k: conf[k] for k in PAGE_OPTIONS})
+    toc_tokens, title = mj._get_nb_toc_tokens(path, conf["toc_depth"])
+    with atomic_text(cache_path) as tmp:
+        tmp.write_text(json.dumps({"content": body, "toc_tokens": toc_tokens, "title": title}), encoding="utf-8")
+
+
+# mkdocs-jupyter's page options that nb2html takes (its on_pre_page passes them from the plugin's config)
+PAGE_OPTIONS = ("kernel_name", "theme", "allow_errors", "show_input", "no_input", "no_prompt", "remove_tag_config",
+                "highlight_extra_classes", "include_requirejs", "custom_mathjax_url")
+
+
+class atomic_text:
+    "A temporary path beside `dest`, renamed onto it when the block ends without an error."
+    def __init__(self, dest): self.dest = Path(dest); self.tmp = self.dest.with_name(f".{self.dest.name}.{os.getpid()}.tmp")
+    def __enter__(self): self.dest.parent.mkdir(parents=True, exist_ok=True); return self.tmp
+    def __exit__(self, kind, *_):
+        if kind is None: os.replace(self.tmp, self.dest)
+        else: self.tmp.unlink(missing_ok=True)
+
+
+def convert_pages_ahead(cfg, jobs):
+    """MkDocs renders pages one at a time, and mkdocs-jupyter converts each notebook page with nbconvert (about a
+    second each, most of a fresh build). Convert the pages its cache lacks here first, `jobs` at a time, into that
+    cache, which the build then reads. This uses mkdocs-jupyter's cache key and entry (`_compute_cache_key`,
+    `_get_cache_path`, the entry `on_pre_page` writes, as of 0.25); should they change, the keys no longer match and
+    the build converts each page itself, as without this step. Returns the number of pages converted here."""
+    try:
+        from mkdocs_jupyter import plugin as mj
+        conf = cfg.plugins["mkdocs-jupyter"].config
+        if conf["execute"] or not conf["cache"]: return 0
+        todo = []
+        for nb in sorted(STAGE.rglob("*.ipynb")):
+            path = mj._get_cache_path(conf["cache_dir"], mj._compute_cache_key(str(nb), conf, False))
+            if not path.exists(): todo.append((str(nb), dict(conf), str(path)))
+    except (ImportError, AttributeError, KeyError, TypeError) as e:
+        print(f"docs: pages converted by mkdocs one at a time (mkdocs-jupyter's cache is not the one known here: {e!r})")
+        return 0
+    if todo:
+        with multiprocessing.get_context("fork").Pool(max(1, jobs)) as pool: pool.map(_convert_page, todo, chunksize=1)
+    return len(todo)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--serve", action="store_true", help="serve with live reload instead of building _docs/")
@@ -339,6 +388,7 @@ def main(argv=None):
     from mkdocs.config import load_config
     nav, modules = stage(executed)
     cfg = load_config(str(ROOT / "mkdocs.yml"), nav=nav, strict=True)
+    if not args.serve: convert_pages_ahead(cfg, args.jobs)
     if args.serve:
         from mkdocs.commands.serve import serve
         return serve(str(ROOT / "mkdocs.yml"), nav=nav)
