@@ -528,6 +528,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'dbl_kit.interaction.sgraf_published': ('interaction.html#sgraf_published', 'dbl_kit/interaction.py'),
                                      'dbl_kit.interaction.token_cache_bytes': ( 'interaction.html#token_cache_bytes',
                                                                                 'dbl_kit/interaction.py'),
+                                     'dbl_kit.interaction.width_blocks': ('interaction.html#width_blocks', 'dbl_kit/interaction.py'),
                                      'dbl_kit.interaction.word_attention': ('interaction.html#word_attention', 'dbl_kit/interaction.py')},
             'dbl_kit.losses': { 'dbl_kit.losses.BoostLoss': ('losses.html#boostloss', 'dbl_kit/losses.py'),
                                 'dbl_kit.losses.BoostLoss.__init__': ('losses.html#boostloss.__init__', 'dbl_kit/losses.py'),

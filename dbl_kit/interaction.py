@@ -19,9 +19,10 @@ from .models import (TokenSet, WordEncoder, ENCODER_PARAMS, NORM_PARAM, check_no
 
 # %% auto #0
 __all__ = ['AGGREGATIONS', 'INTERACTION_PARAMS', 'TokenImageEncoder', 'TokenTextEncoder', 'word_attention', 'masked_aggregate',
-           'InteractionModel', 'plan_blocks', 'block_similarity', 'SCAN', 'SCANt2i', 'SCANi2t', 'head_params',
-           'scan_published', 'local_vectors', 'local_flops', 'local_floats', 'AVE', 'GradDropout', 'ImageGlobal',
-           'TextGlobal', 'NodeGateNorm', 'GraphStep', 'SGRAF', 'SGR', 'SAF', 'sgraf_published', 'token_cache_bytes']
+           'InteractionModel', 'width_blocks', 'plan_blocks', 'block_similarity', 'SCAN', 'SCANt2i', 'SCANi2t',
+           'head_params', 'scan_published', 'local_vectors', 'local_flops', 'local_floats', 'AVE', 'GradDropout',
+           'ImageGlobal', 'TextGlobal', 'NodeGateNorm', 'GraphStep', 'SGRAF', 'SGR', 'SAF', 'sgraf_published',
+           'token_cache_bytes']
 
 # %% ../nbs/08_interaction.ipynb #9f9234ea
 class TokenImageEncoder(nn.Module):
@@ -120,6 +121,17 @@ class InteractionModel(nn.Module):
         return plan_blocks(self, n_images, lengths, R, grad, device)
 
 # -- the engine ----------------------------------------------------------------------------------------------
+def width_blocks(lengths, waste: float = 0.1) -> list:
+    """`[(c0, c1, width), ...]`: captions sorted by length (`lengths` ascending) cut into blocks by length alone, each
+    padded to its longest caption with at most `waste` of its words padding."""
+    blocks, c0, n = [], 0, len(lengths)
+    while c0 < n:
+        c1, words = c0 + 1, int(lengths[c0])
+        while c1 < n and int(lengths[c1]) * (c1 + 1 - c0) <= (1 + waste) * (words + int(lengths[c1])):
+            words += int(lengths[c1]); c1 += 1
+        blocks.append((c0, c1, int(lengths[c1 - 1]))); c0 = c1
+    return blocks
+
 def plan_blocks(head, n_images: int, lengths, R: int, grad: bool = False, device="cpu"):
     """`(b_i, [(c0, c1, width), ...])`: images per block and the caption blocks over captions sorted by length
     (`lengths` ascending), each block within `head.block_mb(device, grad)` at its own width; `b_i` is every image
@@ -162,8 +174,9 @@ def block_similarity(head, img: TokenSet, txt: TokenSet):
     order = torch.argsort(lengths, stable=True)
     sorted_lengths = lengths[order].tolist()
     bi, blocks = plan_blocks(head, n_i, sorted_lengths, R, grad, I.device)
-    single = len(blocks) == 1 and bi >= n_i            # one block: no reordering, no checkpointing
-    if single: order = None
+    at_once = len(blocks) == 1 and bi >= n_i           # every pair within the budget: nothing to recompute
+    if at_once and grad: blocks = width_blocks(sorted_lengths)    # ... and no padding to the batch's longest caption
+    if at_once and len(blocks) == 1: order = None       # one block: no reordering
     show = head.show_progress and n_i * n_c * head.pair_flops(R, sum(sorted_lengths) / n_c) >= head.progress_flops
     bar = show_bar(desc=f"{head.name} similarity", total=n_i * n_c, enabled=show, delay=0, unit="pair", unit_scale=True)
     img_terms = _image_terms(head, I, dtype, grad)
@@ -178,7 +191,7 @@ def block_similarity(head, img: TokenSet, txt: TokenSet):
             rows = []
             for i0 in range(0, n_i, bi):
                 args = (I[i0:i0 + bi].to(dtype), caps, mask, {k: v[i0:i0 + bi] for k, v in img_terms.items()}, cap_terms)
-                res = (checkpoint(head.score_block, *args, use_reentrant=False) if grad and not single
+                res = (checkpoint(head.score_block, *args, use_reentrant=False) if grad and not at_once
                        else head.score_block(*args))
                 scores, extra = res if isinstance(res, tuple) else (res, None)
                 if extra is not None: extras.append(extra)
